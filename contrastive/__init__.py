@@ -1,0 +1,1 @@
+"""contrastive: large-batch contrastive learning in JAX/Flax."""
