@@ -1,0 +1,77 @@
+"""Contrastive wrappers: a two-tower image-text model and a one-tower two-view model."""
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from contrastive.models.heads import LinearHead, l2_normalize
+
+Dtype = Any
+
+
+class DualEncoder(nn.Module):
+    """CLIP / SigLIP dual encoder.
+
+    x = normalize(image_tower(images) W_img), y = normalize(text_tower(tokens) W_txt), both
+    (B, embed_dim) with unit rows. The score matrix the losses use is S = scale * x y^T (+ bias)
+    with scale = exp(log_scale): log_scale starts at log(1/0.07) (CLIP), bias at -10 (SigLIP).
+    A loss that ignores the bias simply gives it zero gradient.
+    Towers are any modules called as tower(inputs, train) -> (B, D).
+    """
+
+    image_tower: nn.Module
+    text_tower: nn.Module
+    embed_dim: int
+    temperature_init: float = 0.07
+    bias_init: float = -10.0
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    def setup(self):
+        self.image_head = LinearHead(self.embed_dim, dtype=self.dtype, param_dtype=self.param_dtype)
+        self.text_head = LinearHead(self.embed_dim, dtype=self.dtype, param_dtype=self.param_dtype)
+        scalar = lambda value: nn.with_logical_partitioning(nn.initializers.constant(value), ())
+        self.log_scale = self.param(
+            "log_scale", scalar(math.log(1.0 / self.temperature_init)), (), self.param_dtype
+        )
+        self.bias = self.param("bias", scalar(self.bias_init), (), self.param_dtype)
+
+    def embed_images(self, images, train: bool = False):
+        """(B, H, W, C) -> (B, embed_dim) unit rows, float32."""
+        return l2_normalize(self.image_head(self.image_tower(images, train), train))
+
+    def embed_texts(self, tokens, train: bool = False):
+        """(B, L) -> (B, embed_dim) unit rows, float32."""
+        return l2_normalize(self.text_head(self.text_tower(tokens, train), train))
+
+    def __call__(self, images, tokens, train: bool = False):
+        """Returns (image embeddings, text embeddings), each (B, embed_dim)."""
+        return self.embed_images(images, train), self.embed_texts(tokens, train)
+
+    def scale_and_bias(self):
+        """(exp(log_scale), bias), float32 scalars: `model.apply(variables, method="scale_and_bias")`."""
+        return jnp.exp(self.log_scale), self.bias
+
+
+class SiameseEncoder(nn.Module):
+    """SimCLR-style encoder: one tower and one head shared by two augmented views.
+
+    Both views go through in one batch of 2B, so batch norm sees both (as in SimCLR).
+    """
+
+    encoder: nn.Module
+    head: nn.Module
+
+    def features(self, x, train: bool = False):
+        """The tower's features (B, D), for linear probes and kNN."""
+        return self.encoder(x, train)
+
+    def embed(self, x, train: bool = False):
+        """(B, ...) -> (B, out_dim) unit rows, float32."""
+        return l2_normalize(self.head(self.encoder(x, train), train))
+
+    def __call__(self, view1, view2, train: bool = False):
+        """Two views (B, ...) -> (z1, z2), each (B, out_dim) with unit rows."""
+        z = self.embed(jnp.concatenate([view1, view2], axis=0), train)
+        return z[: view1.shape[0]], z[view1.shape[0] :]

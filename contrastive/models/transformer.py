@@ -1,0 +1,149 @@
+"""Pre-LN Transformer pieces shared by the ViT and the text tower.
+
+Shapes: B batch, L length, D width, H heads, K = D / H per-head width, F MLP width.
+Parameters carry logical axis names; activations are constrained with logical names too, so a
+rules table (``contrastive.parallel.rules``) alone decides how both are laid out on a mesh.
+"""
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+Dtype = Any
+
+# Xavier-uniform kernels and zero biases, as in big_vision's ViT.
+_kernel_init = nn.initializers.xavier_uniform()
+_zeros = nn.initializers.zeros_init()
+
+
+class MultiHeadAttention(nn.Module):
+    """softmax(Q K^T / sqrt(K) + mask) V per head, then an output projection.
+
+    q = x_q W_q: (B, Lq, D) -> (B, Lq, H, K); k, v likewise from x_kv (B, Lkv, D).
+    mask: boolean, broadcastable to (B, H, Lq, Lkv), True where attention is allowed.
+    Returns (B, Lq, D).
+    """
+
+    num_heads: int
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x_q, x_kv, mask=None):
+        width = x_q.shape[-1]
+        if width % self.num_heads:
+            raise ValueError(f"width {width} is not divisible by num_heads {self.num_heads}")
+        head_dim = width // self.num_heads
+
+        def param(name, init, names, shape):
+            value = self.param(name, nn.with_logical_partitioning(init, names), shape,
+                               self.param_dtype)
+            return value.astype(self.dtype)
+
+        # Kernels are kept 3-d, (D, H, K) and (H, K, D), so each axis carries its own name; the
+        # Xavier fans are D and H*K, as for the equivalent (D, H*K) matrix.
+        in_init = nn.initializers.xavier_uniform(in_axis=0, out_axis=(1, 2))
+        out_init = nn.initializers.xavier_uniform(in_axis=(0, 1), out_axis=2)
+
+        def project(name, x):
+            kernel = param(f"{name}_kernel", in_init, ("embed", "heads", "kv"),
+                           (width, self.num_heads, head_dim))
+            bias = param(f"{name}_bias", _zeros, ("heads", "kv"), (self.num_heads, head_dim))
+            y = jnp.einsum("bld,dhk->blhk", x.astype(self.dtype), kernel) + bias
+            return nn.with_logical_constraint(y, ("batch", "length", "heads", "kv"))
+
+        q, k, v = project("query", x_q), project("key", x_kv), project("value", x_kv)
+        # The softmax runs in float32 whatever the compute dtype: bf16 logits lose the small
+        # differences between attention scores that decide where the mass goes.
+        out = nn.dot_product_attention(
+            q, k, v, mask=mask, dtype=self.dtype, force_fp32_for_softmax=True
+        )
+        out = nn.with_logical_constraint(out, ("batch", "length", "heads", "kv"))
+        kernel = param("out_kernel", out_init, ("heads", "kv", "embed"),
+                       (self.num_heads, head_dim, width))
+        bias = param("out_bias", _zeros, ("embed",), (width,))
+        return jnp.einsum("blhk,hkd->bld", out, kernel) + bias
+
+
+class MlpBlock(nn.Module):
+    """x -> gelu(x W_1 + b_1) W_2 + b_2 with W_1: (D, F), W_2: (F, D)."""
+
+    mlp_dim: int
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        width = x.shape[-1]
+        x = nn.Dense(
+            self.mlp_dim,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            kernel_init=nn.with_logical_partitioning(_kernel_init, ("embed", "mlp")),
+            bias_init=nn.with_logical_partitioning(_zeros, ("mlp",)),
+            name="fc1",
+        )(x)
+        x = nn.with_logical_constraint(nn.gelu(x), ("batch", "length", "mlp"))
+        return nn.Dense(
+            width,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            kernel_init=nn.with_logical_partitioning(_kernel_init, ("mlp", "embed")),
+            bias_init=nn.with_logical_partitioning(_zeros, ("embed",)),
+            name="fc2",
+        )(x)
+
+
+def layer_norm(dtype, param_dtype, name):
+    """LayerNorm over the last (embed) axis; flax keeps its statistics in float32."""
+    return nn.LayerNorm(
+        dtype=dtype,
+        param_dtype=param_dtype,
+        scale_init=nn.with_logical_partitioning(nn.initializers.ones_init(), ("embed",)),
+        bias_init=nn.with_logical_partitioning(_zeros, ("embed",)),
+        name=name,
+    )
+
+
+class EncoderBlock(nn.Module):
+    """Pre-LN block: x + Attn(LN(x)), then x + MLP(LN(x)). (B, L, D) -> (B, L, D)."""
+
+    mlp_dim: int
+    num_heads: int
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, mask=None):
+        y = layer_norm(self.dtype, self.param_dtype, "ln1")(x)
+        y = MultiHeadAttention(self.num_heads, self.dtype, self.param_dtype, name="attn")(
+            y, y, mask
+        )
+        x = nn.with_logical_constraint(x + y, ("batch", "length", "embed"))
+        y = layer_norm(self.dtype, self.param_dtype, "ln2")(x)
+        y = MlpBlock(self.mlp_dim, self.dtype, self.param_dtype, name="mlp")(y)
+        return nn.with_logical_constraint(x + y, ("batch", "length", "embed"))
+
+
+class Transformer(nn.Module):
+    """`depth` pre-LN blocks followed by a final LayerNorm. (B, L, D) -> (B, L, D).
+
+    remat: recompute each block's activations in the backward pass instead of storing them
+    (memory O(depth * B L D) for the block inputs only, at the cost of one extra forward).
+    """
+
+    depth: int
+    mlp_dim: int
+    num_heads: int
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+    remat: bool = False
+
+    @nn.compact
+    def __call__(self, x, mask=None):
+        block = nn.remat(EncoderBlock) if self.remat else EncoderBlock
+        for i in range(self.depth):
+            x = block(
+                self.mlp_dim, self.num_heads, self.dtype, self.param_dtype, name=f"block{i}"
+            )(x, mask)
+        return layer_norm(self.dtype, self.param_dtype, "final_norm")(x)

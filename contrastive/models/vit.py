@@ -1,0 +1,170 @@
+"""Vision Transformer image tower (Dosovitskiy et al. 2021), sized as in CLIP / SigLIP.
+
+images (B, H, W, C) -> patches (B, N, D), N = (H/p)(W/p) -> pre-LN Transformer -> pooled (B, D).
+"""
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from contrastive.models.transformer import MlpBlock, MultiHeadAttention, Transformer, layer_norm
+
+Dtype = Any
+
+# Width D, depth, MLP width F and heads, as in big_vision's ViT (the SigLIP paper's sizes).
+VIT_SIZES = {
+    "mu": dict(width=32, depth=1, mlp_dim=128, num_heads=2),
+    "Ti": dict(width=192, depth=12, mlp_dim=768, num_heads=3),
+    "S": dict(width=384, depth=12, mlp_dim=1536, num_heads=6),
+    "M": dict(width=512, depth=12, mlp_dim=2048, num_heads=8),
+    "B": dict(width=768, depth=12, mlp_dim=3072, num_heads=12),
+    "L": dict(width=1024, depth=24, mlp_dim=4096, num_heads=16),
+    "So400m": dict(width=1152, depth=27, mlp_dim=4304, num_heads=16),
+    "H": dict(width=1280, depth=32, mlp_dim=5120, num_heads=16),
+    "g": dict(width=1408, depth=40, mlp_dim=6144, num_heads=16),
+}
+
+
+def sincos_2d(height: int, width: int, dim: int, temperature: float = 10_000.0) -> np.ndarray:
+    """Fixed 2-d sine-cosine position embedding, (height * width, dim) (MoCo v3, big_vision).
+
+    A quarter of the channels each hold sin(x w), cos(x w), sin(y w), cos(y w) for the
+    frequencies w_k = temperature^(-k / (dim/4 - 1)), k = 0 .. dim/4 - 1.
+    """
+    if dim % 4:
+        raise ValueError(f"sincos_2d needs a width divisible by 4, got {dim}")
+    quarter = dim // 4
+    omega = 1.0 / temperature ** (np.arange(quarter) / max(quarter - 1, 1))
+    y, x = np.mgrid[:height, :width]
+    x = x.reshape(-1, 1) * omega
+    y = y.reshape(-1, 1) * omega
+    return np.concatenate([np.sin(x), np.cos(x), np.sin(y), np.cos(y)], axis=1).astype(np.float32)
+
+
+class MAPHead(nn.Module):
+    """Multihead attention pooling (SigLIP): a learned probe attends over the tokens.
+
+    (B, N, D) -> (B, D): z = Attn(probe, x); out = z + MLP(LN(z)).
+    """
+
+    mlp_dim: int
+    num_heads: int
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        width = x.shape[-1]
+        probe = self.param(
+            "probe",
+            nn.with_logical_partitioning(nn.initializers.xavier_uniform(), (None, None, "embed")),
+            (1, 1, width),
+            self.param_dtype,
+        )
+        probe = jnp.broadcast_to(probe.astype(self.dtype), (x.shape[0], 1, width))
+        z = MultiHeadAttention(self.num_heads, self.dtype, self.param_dtype, name="attn")(probe, x)
+        y = layer_norm(self.dtype, self.param_dtype, "ln")(z)
+        z = z + MlpBlock(self.mlp_dim, self.dtype, self.param_dtype, name="mlp")(y)
+        return z[:, 0]
+
+
+class ViT(nn.Module):
+    """Vision Transformer: (B, H, W, C) images -> (B, width) features.
+
+    pool: "cls" (a learned class token, as CLIP), "gap" (mean over patches) or "map"
+      (multihead attention pooling, as SigLIP).
+    posemb: "learn" (a learned table, fixed to the init image size) or "sincos2d" (fixed).
+    """
+
+    width: int
+    depth: int
+    mlp_dim: int
+    num_heads: int
+    patch_size: int = 16
+    pool: str = "cls"
+    posemb: str = "learn"
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+    remat: bool = False
+
+    @nn.compact
+    def __call__(self, images, train: bool = False):
+        del train  # no dropout or batch statistics in this tower
+        if self.pool not in ("cls", "gap", "map"):
+            raise ValueError(f"pool must be 'cls', 'gap' or 'map', got {self.pool!r}")
+        if self.posemb not in ("learn", "sincos2d"):
+            raise ValueError(f"posemb must be 'learn' or 'sincos2d', got {self.posemb!r}")
+        p = self.patch_size
+        x = nn.Conv(
+            self.width,
+            (p, p),
+            strides=(p, p),
+            padding="VALID",
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            kernel_init=nn.with_logical_partitioning(
+                nn.initializers.lecun_normal(), (None, None, None, "embed")
+            ),
+            bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("embed",)),
+            name="patch_embed",
+        )(images.astype(self.dtype))
+        batch, grid_h, grid_w, _ = x.shape
+        x = x.reshape(batch, grid_h * grid_w, self.width)
+
+        if self.posemb == "sincos2d":
+            x = x + sincos_2d(grid_h, grid_w, self.width).astype(self.dtype)
+        if self.pool == "cls":
+            cls = self.param(
+                "cls",
+                nn.with_logical_partitioning(nn.initializers.zeros_init(), (None, None, "embed")),
+                (1, 1, self.width),
+                self.param_dtype,
+            )
+            cls = jnp.broadcast_to(cls.astype(self.dtype), (batch, 1, self.width))
+            x = jnp.concatenate([cls, x], axis=1)
+        if self.posemb == "learn":
+            table = self.param(
+                "posemb",
+                nn.with_logical_partitioning(
+                    nn.initializers.normal(stddev=self.width**-0.5), (None, "length", "embed")
+                ),
+                (1, x.shape[1], self.width),
+                self.param_dtype,
+            )
+            x = x + table.astype(self.dtype)
+        x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
+
+        x = Transformer(
+            self.depth,
+            self.mlp_dim,
+            self.num_heads,
+            self.dtype,
+            self.param_dtype,
+            self.remat,
+            name="encoder",
+        )(x)
+
+        if self.pool == "cls":
+            x = x[:, 0]
+        elif self.pool == "gap":
+            x = jnp.mean(x, axis=1)
+        else:
+            x = MAPHead(self.mlp_dim, self.num_heads, self.dtype, self.param_dtype, name="map")(x)
+        return nn.with_logical_constraint(x, ("batch", "embed"))
+
+
+def vit(name: str, **overrides) -> ViT:
+    """A ViT by name: "B/16" is size B with 16x16 patches; `overrides` set any other field.
+
+    >>> vit("L/14", pool="map", dtype=jnp.bfloat16)
+    >>> vit("mu/2")  # a tiny model for 8x8 inputs on CPU
+    """
+    size, _, patch = name.partition("/")
+    if size not in VIT_SIZES:
+        raise ValueError(f"unknown ViT size {size!r}; known sizes: {', '.join(VIT_SIZES)}")
+    fields = dict(VIT_SIZES[size])
+    if patch:
+        fields["patch_size"] = int(patch)
+    fields.update(overrides)
+    return ViT(**fields)
