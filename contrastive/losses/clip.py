@@ -1,0 +1,48 @@
+"""The CLIP loss: symmetric InfoNCE over a batch of paired embeddings."""
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+
+from contrastive.losses import engine
+
+_REDUCTIONS = engine.Reductions(row_lse=True, col_lse=True)
+
+
+def clip_loss(x: jax.Array, y: jax.Array, scale, *, block_size: Optional[int] = None) -> jax.Array:
+    """Symmetric InfoNCE of CLIP (Radford et al. 2021, "Learning Transferable Visual Models From
+    Natural Language Supervision"), equal to OpenCLIP's `ClipLoss` with `logit_scale=scale`:
+
+        S = scale * x y^T
+        loss = 1/(2N) sum_i [(log sum_j exp S_ij - S_ii) + (log sum_j exp S_ji - S_ii)]
+
+    i.e. the mean of the image->text and text->image cross-entropies with the diagonal as labels.
+    Computed blockwise (see `engine`): memory O(N d + block_size^2), never O(N^2).
+
+    Args:
+      x, y: (N, d) paired embeddings (row i of x matches row i of y), usually L2-normalised.
+      scale: scalar multiplier (exp of a learnable log-temperature); receives a gradient.
+      block_size: tile edge; None chooses one.
+
+    Returns:
+      The scalar loss, float32 (float64 for float64 inputs).
+    """
+    engine.check_inputs(x, y, scale, None, block_size)
+    x, y = _common_dtype(x, y)
+    stats = engine.pairwise_stats(x, y, scale, None, _REDUCTIONS, block_size)
+    positives = positive_scores(x, y, scale)
+    return 0.5 * (jnp.mean(stats.row_lse - positives) + jnp.mean(stats.col_lse - positives))
+
+
+def positive_scores(x: jax.Array, y: jax.Array, scale, bias=None) -> jax.Array:
+    """S_ii = scale <x_i, y_i> (+ bias): the paired scores, O(N d), in the statistics dtype."""
+    dtype = engine.stats_dtype(x.dtype)
+    s = jnp.asarray(scale, dtype) * jnp.sum(x.astype(dtype) * y.astype(dtype), axis=-1)
+    return s if bias is None else s + jnp.asarray(bias, dtype)
+
+
+def _common_dtype(x, y):
+    dtype = jnp.result_type(x, y)
+    return jnp.asarray(x, dtype), jnp.asarray(y, dtype)

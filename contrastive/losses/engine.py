@@ -1,0 +1,310 @@
+"""The blockwise engine: reductions of the score matrix S = scale * X Y^T + bias, tile by tile.
+
+Every pairwise contrastive loss is a cheap function of a few reductions of S over its rows and
+columns. This module computes those reductions without ever holding S:
+
+    row_lse[i] = log sum_j exp(S_ij)          (InfoNCE denominators, image -> text)
+    col_lse[j] = log sum_i exp(S_ij)          (InfoNCE denominators, text -> image)
+    row_sum[i] = sum_j phi(S_ij, i, j)        (elementwise terms, e.g. SigLIP's log-sigmoids)
+
+A loss (see `clip.py`, `siglip.py`) is then a few lines of ordinary JAX on these (N,) vectors and
+on the O(N d) positive-pair scores, and JAX's autodiff composes it with the engine's own VJP.
+
+Forward: a scan over row tiles, and inside it a scan over column tiles. Each (b, b) tile of S is
+formed, folded into running (max, sum-of-exp) pairs for its rows and columns (the online
+log-sum-exp), and dropped. Backward (`jax.custom_vjp`): the same double scan recomputes each tile
+from the saved embeddings and the saved row/column log-sum-exps, forms the tile of
+
+    dL/dS_ij = g_row[i] softmax_j(S)_ij + g_col[j] softmax_i(S)_ij + g_sum[i] phi'(S_ij)
+
+and accumulates dX = scale dS Y, dY = scale dS^T X, d scale = sum_ij dS_ij <x_i, y_j> and
+d bias = sum_ij dS_ij. Memory is O(N d + b^2); the cost is four N x N x d matmuls (one forward,
+three backward) against three for a dense loss that keeps S.
+
+Statistics (scores, maxima, sums, gradients of S) are float32 for bf16/f16/f32 inputs and float64
+for float64 inputs: exp and log of scores of magnitude up to `scale` lose all precision in 16 bits.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+# Tiles of at most this many rows/columns when the caller does not choose: 1024 x 1024 float32
+# scores are 4 MiB, small against O(N d) yet large enough for matmuls to run near peak.
+DEFAULT_BLOCK_SIZE = 1024
+
+# phi(s, row_ids, col_ids) -> elementwise values; s is a (b, b) tile of scores in the statistics
+# dtype, row_ids (b, 1) and col_ids (1, b) the tile's global int32 row and column indices.
+PairFn = Callable[[Array, Array, Array], Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class Reductions:
+    """Which reductions of S a loss needs. Hashable, so it can be a static argument."""
+
+    row_lse: bool = False
+    col_lse: bool = False
+    pair_fn: Optional[PairFn] = None
+
+
+class Stats(NamedTuple):
+    """The engine's outputs, each (N,) in the statistics dtype, or None when not requested."""
+
+    row_lse: Optional[Array]
+    col_lse: Optional[Array]
+    row_sum: Optional[Array]
+
+
+def stats_dtype(dtype) -> jnp.dtype:
+    """float32 for 16- and 32-bit inputs, float64 for float64 inputs."""
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def check_inputs(x, y, scale, bias=None, block_size=None) -> None:
+    """Raises one clear ValueError for a caller's mistake, before JAX sees the inputs."""
+    shapes = f"x.shape={jnp.shape(x)}, y.shape={jnp.shape(y)}"
+    if jnp.ndim(x) != 2 or jnp.ndim(y) != 2:
+        raise ValueError(f"x and y must be 2-D (batch, dim) embeddings; got {shapes}.")
+    if jnp.shape(x) != jnp.shape(y):
+        raise ValueError(f"x and y must have the same shape (paired rows); got {shapes}.")
+    if jnp.shape(x)[0] == 0:
+        raise ValueError(f"The batch is empty; got {shapes}.")
+    for name, a in (("x", x), ("y", y)):
+        if not jnp.issubdtype(jnp.result_type(a), jnp.floating):
+            raise ValueError(f"{name} must be floating point; got dtype {jnp.result_type(a)}.")
+    for name, a in (("scale", scale), ("bias", bias)):
+        if a is not None and jnp.ndim(a) != 0:
+            raise ValueError(f"{name} must be a scalar; got shape {jnp.shape(a)}.")
+    if block_size is not None and (
+        isinstance(block_size, bool) or not isinstance(block_size, int) or block_size <= 0
+    ):
+        raise ValueError(f"block_size must be a positive int or None; got {block_size!r}.")
+
+
+def choose_block_size(n: int, block_size: Optional[int] = None) -> int:
+    """The tile edge: the caller's, else the fewest tiles of at most DEFAULT_BLOCK_SIZE, evened
+    out so that padding is at most a few rows (N = 1000 -> one tile of 1000; 3000 -> 3 x 1000)."""
+    if block_size is not None:
+        return min(block_size, n)
+    num_tiles = math.ceil(n / DEFAULT_BLOCK_SIZE)
+    return math.ceil(n / num_tiles)
+
+
+def pairwise_stats(
+    x: Array,
+    y: Array,
+    scale: Array,
+    bias: Optional[Array],
+    reductions: Reductions,
+    block_size: Optional[int] = None,
+) -> Stats:
+    """The requested reductions of S = scale * x @ y.T + bias, never materialising S.
+
+    Args:
+      x, y: (N, d) embeddings, any float dtype (equal shapes and dtypes: checked by the losses).
+      scale: scalar multiplier of the scores; receives a gradient.
+      bias: scalar added to the scores, or None for no bias; receives a gradient.
+      reductions: which of row_lse, col_lse and row_sum to compute.
+      block_size: tile edge b (see `choose_block_size`); N need not be a multiple of it.
+    """
+    block = choose_block_size(x.shape[0], block_size)
+    dtype = stats_dtype(x.dtype)
+    scale = jnp.asarray(scale, dtype)
+    bias = None if bias is None else jnp.asarray(bias, dtype)
+    return _pairwise_stats(x, y, scale, bias, reductions, block)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiling helpers.
+
+
+class _Tiling(NamedTuple):
+    n: int  # true number of rows
+    block: int  # tile edge b
+    num_tiles: int  # T = ceil(n / b)
+
+    @property
+    def padded(self) -> bool:
+        return self.n % self.block != 0
+
+    def split(self, a: Array) -> Array:
+        """(N, ...) -> (T, b, ...), zero-padded at the end."""
+        pad = self.num_tiles * self.block - self.n
+        if pad:
+            a = jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
+        return a.reshape((self.num_tiles, self.block) + a.shape[1:])
+
+    def merge(self, a: Array) -> Array:
+        """(T, b, ...) -> (N, ...), padding dropped."""
+        return a.reshape((-1,) + a.shape[2:])[: self.n]
+
+    def ids(self) -> Array:
+        return jnp.arange(self.num_tiles * self.block, dtype=jnp.int32).reshape(self.num_tiles, -1)
+
+
+def _tiling(x: Array, block: int) -> _Tiling:
+    n = x.shape[0]
+    return _Tiling(n, block, math.ceil(n / block))
+
+
+def _scores(x_tile, y_tile, scale, bias, dtype):
+    """One (b, b) tile of S, accumulated and returned in the statistics dtype."""
+    g = jax.lax.dot_general(
+        x_tile, y_tile, (((1,), (1,)), ((), ())), preferred_element_type=dtype
+    )
+    s = scale * g
+    return s if bias is None else s + bias
+
+
+def _lse_update(m, l, s, valid, axis):
+    """Online log-sum-exp: fold tile s (entries where `valid`) into running max m and sum l.
+
+    Keeps l = sum exp(s - m). Every row and column meets a valid entry in its first tile (padding
+    only ever sits in the last tile), so m is finite from then on and exp(m - m_new) is safe.
+    """
+    if valid is not None:
+        s = jnp.where(valid, s, -jnp.inf)
+    m_new = jnp.maximum(m, jnp.max(s, axis=axis))
+    l_new = l * jnp.exp(m - m_new) + jnp.sum(jnp.exp(s - jnp.expand_dims(m_new, axis)), axis=axis)
+    return m_new, l_new
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward.
+
+
+def _forward(x, y, scale, bias, reductions: Reductions, block: int) -> Stats:
+    tiling = _tiling(x, block)
+    dtype = scale.dtype
+    n, b, t = tiling.n, tiling.block, tiling.num_tiles
+    ids = tiling.ids()
+    neg_inf = jnp.full((t, b), -jnp.inf, dtype)
+    zeros = jnp.zeros((t, b), dtype)
+
+    def row_tile_step(col_state, row_in):
+        x_i, row_ids = row_in
+        row_valid = (row_ids < n)[:, None] if tiling.padded else None
+
+        def col_tile_step(row_state, col_in):
+            (row_m, row_l, row_s), (y_j, col_ids, col_m, col_l) = row_state, col_in
+            col_valid = (col_ids < n)[None, :] if tiling.padded else None
+            s = _scores(x_i, y_j, scale, bias, dtype)
+            if reductions.row_lse:  # padded columns are not in a row's denominator
+                row_m, row_l = _lse_update(row_m, row_l, s, col_valid, axis=1)
+            if reductions.col_lse:  # padded rows are not in a column's denominator
+                col_m, col_l = _lse_update(col_m, col_l, s, row_valid, axis=0)
+            if reductions.pair_fn is not None:
+                phi = reductions.pair_fn(s, row_ids[:, None], col_ids[None, :])
+                if tiling.padded:
+                    phi = jnp.where(row_valid & col_valid, phi, 0)
+                row_s = row_s + jnp.sum(phi, axis=1)
+            return (row_m, row_l, row_s), (col_m, col_l)
+
+        init = (neg_inf[0], zeros[0], zeros[0])
+        row_state, col_state = jax.lax.scan(col_tile_step, init, (y_tiles, ids, *col_state))
+        return col_state, row_state
+
+    x_tiles, y_tiles = tiling.split(x), tiling.split(y)
+    (col_m, col_l), (row_m, row_l, row_s) = jax.lax.scan(
+        row_tile_step, (neg_inf, zeros), (x_tiles, ids)
+    )
+    return Stats(
+        row_lse=tiling.merge(row_m + jnp.log(row_l)) if reductions.row_lse else None,
+        col_lse=tiling.merge(col_m + jnp.log(col_l)) if reductions.col_lse else None,
+        row_sum=tiling.merge(row_s) if reductions.pair_fn is not None else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Backward: recompute each tile, form dL/dS for it, accumulate the four gradients.
+
+
+def _backward(x, y, scale, bias, stats: Stats, cotangents: Stats, reductions: Reductions, block):
+    tiling = _tiling(x, block)
+    dtype = scale.dtype
+    n, b, t = tiling.n, tiling.block, tiling.num_tiles
+    ids = tiling.ids()
+    zeros = jnp.zeros((t, b), dtype)
+
+    def tiles_or_zeros(v):  # None (not requested, or no cotangent flowed) -> zeros
+        return zeros if v is None else tiling.split(v.astype(dtype))
+
+    row_lse, col_lse = tiles_or_zeros(stats.row_lse), tiles_or_zeros(stats.col_lse)
+    g_row, g_col = tiles_or_zeros(cotangents.row_lse), tiles_or_zeros(cotangents.col_lse)
+    g_sum = tiles_or_zeros(cotangents.row_sum)
+
+    def row_tile_step(dy_tiles, row_in):
+        x_i, row_ids, row_lse_i, g_row_i, g_sum_i = row_in
+
+        def col_tile_step(row_acc, col_in):
+            dx_i, dbias = row_acc
+            y_j, col_ids, col_lse_j, g_col_j, dy_j = col_in
+            s = _scores(x_i, y_j, scale, bias, dtype)
+            ds = jnp.zeros_like(s)
+            if reductions.row_lse:  # d row_lse_i / d S_ij = softmax over j
+                ds += g_row_i[:, None] * jnp.exp(s - row_lse_i[:, None])
+            if reductions.col_lse:  # d col_lse_j / d S_ij = softmax over i
+                ds += g_col_j[None, :] * jnp.exp(s - col_lse_j[None, :])
+            if reductions.pair_fn is not None:
+                phi = functools.partial(
+                    reductions.pair_fn, row_ids=row_ids[:, None], col_ids=col_ids[None, :]
+                )
+                _, phi_vjp = jax.vjp(phi, s)
+                ds += phi_vjp(jnp.broadcast_to(g_sum_i[:, None], s.shape))[0]
+            if tiling.padded:  # padding is in no reduction, so it gets no gradient
+                ds = jnp.where((row_ids < n)[:, None] & (col_ids < n)[None, :], ds, 0)
+            # The matmuls take dS in the input dtype (bf16 stays on the fast path) and
+            # accumulate in the statistics dtype.
+            ds_in = ds.astype(x.dtype)
+            dx_i += jnp.dot(ds_in, y_j, preferred_element_type=dtype)
+            dy_j += jnp.dot(ds_in.T, x_i, preferred_element_type=dtype)
+            if bias is not None:
+                dbias += jnp.sum(ds)
+            return (dx_i, dbias), dy_j
+
+        init = (jnp.zeros((b, x.shape[1]), dtype), jnp.zeros((), dtype))
+        (dx_i, dbias), dy_tiles = jax.lax.scan(
+            col_tile_step, init, (y_tiles, ids, col_lse, g_col, dy_tiles)
+        )
+        return dy_tiles, (dx_i, dbias)
+
+    x_tiles, y_tiles = tiling.split(x), tiling.split(y)
+    dy_init = jnp.zeros((t, b, y.shape[1]), dtype)
+    dy_tiles, (dx_tiles, dbias) = jax.lax.scan(
+        row_tile_step, dy_init, (x_tiles, ids, row_lse, g_row, g_sum)
+    )
+    # Gradients of G = X Y^T; S = scale * G + bias.
+    dg_y, dg_x = tiling.merge(dx_tiles), tiling.merge(dy_tiles)  # dG Y and dG^T X
+    dscale = jnp.sum(x.astype(dtype) * dg_y)  # sum_ij dS_ij G_ij = sum_i <x_i, (dS Y)_i>
+    dx = (scale * dg_y).astype(x.dtype)
+    dy = (scale * dg_x).astype(y.dtype)
+    return dx, dy, dscale, None if bias is None else jnp.sum(dbias)
+
+
+# ---------------------------------------------------------------------------------------------
+# The custom VJP tying the two together.
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def _pairwise_stats(x, y, scale, bias, reductions, block):
+    return _forward(x, y, scale, bias, reductions, block)
+
+
+def _pairwise_stats_fwd(x, y, scale, bias, reductions, block):
+    stats = _forward(x, y, scale, bias, reductions, block)
+    return stats, (x, y, scale, bias, stats)
+
+
+def _pairwise_stats_bwd(reductions, block, residuals, cotangents):
+    x, y, scale, bias, stats = residuals
+    return _backward(x, y, scale, bias, stats, cotangents, reductions, block)
+
+
+_pairwise_stats.defvjp(_pairwise_stats_fwd, _pairwise_stats_bwd)

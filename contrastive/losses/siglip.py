@@ -1,0 +1,47 @@
+"""The SigLIP loss: independent binary classification of every pair."""
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+
+from contrastive.losses import engine
+from contrastive.losses.clip import _common_dtype
+
+
+def _pair_nll(s, row_ids, col_ids):
+    """-log sigmoid(z_ij s_ij), with z_ij = +1 for the paired i == j and -1 otherwise."""
+    z = jnp.where(row_ids == col_ids, 1.0, -1.0).astype(s.dtype)
+    return jax.nn.softplus(-z * s)  # = -log sigmoid(z s), stable for |s| up to any scale
+
+
+_REDUCTIONS = engine.Reductions(pair_fn=_pair_nll)
+
+
+def siglip_loss(
+    x: jax.Array, y: jax.Array, scale, bias, *, block_size: Optional[int] = None
+) -> jax.Array:
+    """Sigmoid loss of SigLIP (Zhai et al. 2023, "Sigmoid Loss for Language Image
+    Pre-Training"), equal to OpenCLIP's `SigLipLoss`:
+
+        S = scale * x y^T + bias
+        loss = -1/N sum_ij log sigmoid(z_ij S_ij),   z_ii = +1, z_ij = -1 (i != j)
+
+    Computed blockwise (see `engine`): memory O(N d + block_size^2), never O(N^2).
+
+    Args:
+      x, y: (N, d) paired embeddings, usually L2-normalised.
+      scale: scalar multiplier (SigLIP initialises log scale to log 10); receives a gradient.
+      bias: scalar bias (SigLIP initialises it to -10); receives a gradient.
+      block_size: tile edge; None chooses one.
+
+    Returns:
+      The scalar loss, float32 (float64 for float64 inputs).
+    """
+    engine.check_inputs(x, y, scale, bias, block_size)
+    if bias is None:
+        raise ValueError("siglip_loss needs a scalar bias (SigLIP initialises it to -10).")
+    x, y = _common_dtype(x, y)
+    stats = engine.pairwise_stats(x, y, scale, bias, _REDUCTIONS, block_size)
+    return jnp.sum(stats.row_sum) / x.shape[0]
