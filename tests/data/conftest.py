@@ -1,0 +1,28 @@
+"""Shared fixtures: the digits default built once per session, and its caption tokenizer."""
+import pytest
+
+from contrastive.data import digits
+from contrastive.data import tokenizer as tokenizer_lib
+
+
+@pytest.fixture(scope="session")
+def digits_dir(tmp_path_factory):
+    data_dir = str(tmp_path_factory.mktemp("tfds"))
+    digits.prepare(data_dir)
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def digits_train(digits_dir):
+    return digits.load_split("train", digits_dir)
+
+
+@pytest.fixture(scope="session")
+def digits_test(digits_dir):
+    return digits.load_split("test", digits_dir)
+
+
+@pytest.fixture(scope="session")
+def caption_tokenizer():
+    captions = [c for label in range(10) for c in digits.captions_for(label)]
+    return tokenizer_lib.WordTokenizer.from_texts(captions, max_len=12)
