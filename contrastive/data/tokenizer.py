@@ -31,6 +31,10 @@ def _fixed_length(ids: Sequence[int], max_len: int) -> np.ndarray:
     return out
 
 
+def _stack(max_len: int, rows: list[np.ndarray]) -> np.ndarray:
+    return np.stack(rows) if rows else np.zeros((0, max_len), np.int32)
+
+
 def _content_ids(ids: Iterable[int]) -> list[int]:
     """The token ids before the end token, without padding."""
     content = []
@@ -71,7 +75,7 @@ class WordTokenizer:
 
     def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
         """int32 [len(texts), max_len]."""
-        return np.stack([self.encode(text) for text in texts]).reshape(-1, self.max_len)
+        return _stack(self.max_len, [self.encode(text) for text in texts])
 
     def decode(self, ids: Iterable[int]) -> str:
         return " ".join(self.vocabulary[i] for i in _content_ids(ids))
@@ -148,8 +152,8 @@ class SentencePieceTokenizer:
 
     def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
         """int32 [len(texts), max_len]."""
-        ids = self._processor.encode(list(texts), out_type=int)
-        return np.stack([_fixed_length(x, self.max_len) for x in ids]).reshape(-1, self.max_len)
+        ids = self._processor.encode(list(texts), out_type=int) if texts else []
+        return _stack(self.max_len, [_fixed_length(x, self.max_len) for x in ids])
 
     def decode(self, ids: Iterable[int]) -> str:
         return self._processor.decode(_content_ids(ids))
