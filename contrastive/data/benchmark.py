@@ -9,7 +9,6 @@ import tempfile
 import time
 
 from contrastive.data import augment, digits, examples, pipeline
-from contrastive.data import tokenizer as tokenizer_lib
 
 
 def examples_per_second(iterator, global_batch_size: int, num_batches: int, warmup: int = 2):
@@ -27,8 +26,7 @@ def run(global_batch_size: int = 256, num_batches: int = 40, num_threads: int = 
         start = time.perf_counter()
         source = digits.load_split("train", data_dir)
         build_seconds = time.perf_counter() - start
-        captions = [c for label in range(10) for c in digits.captions_for(label)]
-        tokenizer = tokenizer_lib.WordTokenizer.from_texts(captions, max_len=16)
+        tokenizer = digits.caption_tokenizer(max_len=16)
         transforms = {
             "image_text": examples.ImageTextExample(tokenizer),
             "two_views": examples.TwoViewExample(augment.SimCLRAugment(size=8, blur_probability=0)),

@@ -9,6 +9,8 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
+from contrastive.data import tokenizer as tokenizer_lib
+
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 # `{name}` is the digit's word ("three"), `{digit}` its numeral ("3").
@@ -35,6 +37,12 @@ def default_data_dir() -> str:
 def captions_for(label: int) -> list[str]:
     """Every caption template filled in for one digit class."""
     return [t.format(name=DIGIT_NAMES[label], digit=label) for t in CAPTION_TEMPLATES]
+
+
+def caption_tokenizer(max_len: int = 16) -> tokenizer_lib.WordTokenizer:
+    """The word tokenizer for these captions (vocabulary: every word of every template)."""
+    captions = [c for label in range(len(DIGIT_NAMES)) for c in captions_for(label)]
+    return tokenizer_lib.WordTokenizer.from_texts(captions, max_len)
 
 
 def held_out_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

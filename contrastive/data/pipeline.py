@@ -11,7 +11,6 @@ The iterator's state is the index of the next global batch plus a fingerprint of
 (a small JSON-able dict): restoring it, even with another process count, resumes on exactly the
 batches the uninterrupted run would have seen.
 """
-import sys
 from collections.abc import Callable, Sequence
 
 import grain
@@ -166,7 +165,10 @@ def make_iterator(
         simulate several processes.
       sharding: if given, batches come back as global jax.Arrays on it (via
         jax.make_array_from_process_local_data); otherwise as local NumPy arrays.
-      num_threads: threads that prepare batches ahead; worker_count: grain worker processes.
+      num_threads: threads that prepare batches ahead (decoding holds the GIL, so they mostly
+        overlap I/O); worker_count: grain worker processes for CPU-bound decoding and
+        augmentation (grain reads absl flags there, so the program must have parsed them,
+        e.g. by running under absl.app).
 
     Each batch is the transform's dict stacked over local rows plus "mask": bool [B].
     """

@@ -2,7 +2,6 @@
 import pytest
 
 from contrastive.data import digits
-from contrastive.data import tokenizer as tokenizer_lib
 
 
 @pytest.fixture(scope="session")
@@ -24,5 +23,4 @@ def digits_test(digits_dir):
 
 @pytest.fixture(scope="session")
 def caption_tokenizer():
-    captions = [c for label in range(10) for c in digits.captions_for(label)]
-    return tokenizer_lib.WordTokenizer.from_texts(captions, max_len=12)
+    return digits.caption_tokenizer(max_len=12)

@@ -98,3 +98,12 @@ def test_captions_name_the_digit(digits_train):
     assert len(set(captions)) == len(digits.CAPTION_TEMPLATES)
     for text in captions:
         assert digits.DIGIT_NAMES[label] in text.split() or str(label) in text.split()
+
+
+def test_caption_tokenizer_covers_every_caption():
+    tokenizer = digits.caption_tokenizer(max_len=12)
+    for label in range(10):
+        for text in digits.captions_for(label):
+            ids = tokenizer.encode(text)
+            assert 1 not in ids  # No unknown words.
+            assert tokenizer.decode(ids) == text

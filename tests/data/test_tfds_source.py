@@ -1,11 +1,15 @@
 """Real datasets from a user data_dir: tiny cifar10- and coco_captions-shaped datasets built
 locally, read by name through the same pipeline as the default; and the missing-data error."""
+import json
+import pathlib
+import shutil
+
 import numpy as np
 import pytest
 
 from contrastive.data import augment, examples, pipeline, tfds_source
 from contrastive.data import tokenizer as tokenizer_lib
-from tests.data import tiny_tfds
+from . import tiny_tfds
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +101,16 @@ def test_missing_dataset_is_one_clear_error(tmp_path):
 def test_unknown_split_lists_the_splits(user_data_dir):
     with pytest.raises(ValueError, match=r"no split 'validation'.*'test', 'train'"):
         tfds_source.load_split("cifar10", "validation", user_data_dir)
+
+
+def test_tfrecord_dataset_is_one_clear_error(user_data_dir, tmp_path):
+    """A dataset prepared in tfds' default TFRecord format has no random access."""
+    prepared = pathlib.Path(user_data_dir) / "cifar10"
+    shutil.copytree(prepared, tmp_path / "cifar10")
+    info_file = tmp_path / "cifar10" / "3.0.2" / "dataset_info.json"
+    info = json.loads(info_file.read_text())
+    info["fileFormat"] = "tfrecord"
+    info_file.write_text(json.dumps(info))
+    with pytest.raises(tfds_source.DatasetUnavailableError, match="stored as tfrecord") as error:
+        tfds_source.load_split("cifar10", "train", tmp_path)
+    assert "--file_format=array_record" in str(error.value)
