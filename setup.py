@@ -21,12 +21,16 @@ setuptools.setup(
         "matplotlib",
         "grain",
         "array_record",
+        "scikit-learn",  # the embedded default dataset is sklearn's handwritten digits
+        "sentencepiece>=0.2,<0.3",  # tokenizer for real text, trained locally
+        "pillow",  # tfds encodes/decodes images with it when TensorFlow is absent
+        "importlib_resources",  # tfds 4.9 needs it to build package-defined datasets on 3.11
     ],
     extras_require={
         "dev": [
             "pytest",
             "pytest-xdist",
-            "scikit-learn",
+            "scipy",
         ],
     },
 )

@@ -6,11 +6,10 @@
 Dense float64-ready references live in `contrastive.losses.reference`.
 """
 from contrastive.losses.clip import clip_loss
-from contrastive.losses.engine import DEFAULT_BLOCK_SIZE, Reductions, Stats, pairwise_stats
+from contrastive.losses.engine import Reductions, Stats, pairwise_stats
 from contrastive.losses.siglip import siglip_loss
 
 __all__ = [
-    "DEFAULT_BLOCK_SIZE",
     "Reductions",
     "Stats",
     "clip_loss",

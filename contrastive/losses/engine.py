@@ -36,9 +36,11 @@ import jax.numpy as jnp
 
 Array = jax.Array
 
-# Tiles of at most this many rows/columns when the caller does not choose: 1024 x 1024 float32
-# scores are 4 MiB, small against O(N d) yet large enough for matmuls to run near peak.
-DEFAULT_BLOCK_SIZE = 1024
+# Largest tile edge when the caller does not choose, per backend. On CPU 512 x 512 float32 scores
+# (1 MiB) stay in cache and ran fastest (experiments/loss_memory.py); accelerators need large
+# tiles so that each loop iteration's matmuls amortise its fixed launch cost (not yet tuned).
+DEFAULT_BLOCK_SIZE = {"cpu": 512}
+ACCELERATOR_BLOCK_SIZE = 4096
 
 # phi(s, row_ids, col_ids) -> elementwise values; s is a (b, b) tile of scores in the statistics
 # dtype, row_ids (b, 1) and col_ids (1, b) the tile's global int32 row and column indices.
@@ -88,12 +90,15 @@ def check_inputs(x, y, scale, bias=None, block_size=None) -> None:
         raise ValueError(f"block_size must be a positive int or None; got {block_size!r}.")
 
 
-def choose_block_size(n: int, block_size: Optional[int] = None) -> int:
-    """The tile edge: the caller's, else the fewest tiles of at most DEFAULT_BLOCK_SIZE, evened
-    out so that padding is at most a few rows (N = 1000 -> one tile of 1000; 3000 -> 3 x 1000)."""
+def choose_block_size(n: int, block_size: Optional[int] = None, backend: Optional[str] = None) -> int:
+    """The tile edge: the caller's, else the fewest tiles of at most the backend's default edge,
+    evened out so that padding is at most a few rows (CPU: N = 500 -> one tile of 500;
+    1500 -> 3 x 500; 1025 -> 3 x 342)."""
     if block_size is not None:
         return min(block_size, n)
-    num_tiles = math.ceil(n / DEFAULT_BLOCK_SIZE)
+    backend = backend or jax.default_backend()
+    largest = DEFAULT_BLOCK_SIZE.get(backend, ACCELERATOR_BLOCK_SIZE)
+    num_tiles = math.ceil(n / largest)
     return math.ceil(n / num_tiles)
 
 
