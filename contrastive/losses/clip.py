@@ -7,11 +7,19 @@ import jax
 import jax.numpy as jnp
 
 from contrastive.losses import engine
+from contrastive.parallel.ring import AxisName
 
 _REDUCTIONS = engine.Reductions(row_lse=True, col_lse=True)
 
 
-def clip_loss(x: jax.Array, y: jax.Array, scale, *, block_size: Optional[int] = None) -> jax.Array:
+def clip_loss(
+    x: jax.Array,
+    y: jax.Array,
+    scale,
+    *,
+    block_size: Optional[int] = None,
+    axis_name: AxisName = None,
+) -> jax.Array:
     """Symmetric InfoNCE of CLIP (Radford et al. 2021, "Learning Transferable Visual Models From
     Natural Language Supervision"), equal to OpenCLIP's `ClipLoss` with `logit_scale=scale`:
 
@@ -25,15 +33,21 @@ def clip_loss(x: jax.Array, y: jax.Array, scale, *, block_size: Optional[int] = 
       x, y: (N, d) paired embeddings (row i of x matches row i of y), usually L2-normalised.
       scale: scalar multiplier (exp of a learnable log-temperature); receives a gradient.
       block_size: tile edge; None chooses one.
+      axis_name: inside `shard_map`, the mesh axis (or axes) the batch is split over; x and y
+        are then this device's rows and the loss is that of the global batch (a ring, see
+        `engine`). `parallel.sharded_loss` wraps this for jitted code.
 
     Returns:
       The scalar loss, float32 (float64 for float64 inputs).
     """
     engine.check_inputs(x, y, scale, None, block_size)
-    x, y = _common_dtype(x, y)
-    stats = engine.pairwise_stats(x, y, scale, None, _REDUCTIONS, block_size)
+    x, y = engine.common_dtype(x, y)
+    stats = engine.pairwise_stats(x, y, scale, None, _REDUCTIONS, block_size, axis_name)
     positives = positive_scores(x, y, scale)
-    return 0.5 * (jnp.mean(stats.row_lse - positives) + jnp.mean(stats.col_lse - positives))
+    return 0.5 * (
+        engine.global_mean(stats.row_lse - positives, axis_name)
+        + engine.global_mean(stats.col_lse - positives, axis_name)
+    )
 
 
 def positive_scores(x: jax.Array, y: jax.Array, scale, bias=None) -> jax.Array:
@@ -41,8 +55,3 @@ def positive_scores(x: jax.Array, y: jax.Array, scale, bias=None) -> jax.Array:
     dtype = engine.stats_dtype(x.dtype)
     s = jnp.asarray(scale, dtype) * jnp.sum(x.astype(dtype) * y.astype(dtype), axis=-1)
     return s if bias is None else s + jnp.asarray(bias, dtype)
-
-
-def _common_dtype(x, y):
-    dtype = jnp.result_type(x, y)
-    return jnp.asarray(x, dtype), jnp.asarray(y, dtype)

@@ -21,6 +21,11 @@ and accumulates dX = scale dS Y, dY = scale dS^T X, d scale = sum_ij dS_ij <x_i,
 d bias = sum_ij dS_ij. Memory is O(N d + b^2); the cost is four N x N x d matmuls (one forward,
 three backward) against three for a dense loss that keeps S.
 
+Sharded (`axis_name` given, inside `shard_map` over the batch axes): each device holds N/P rows
+of x and of y. The row sweep above runs against every device's y block in turn as the blocks
+travel around a ring (`parallel.ring`); a block's column statistics (forward) and its dY
+(backward) travel with it and arrive home complete. Per-device memory is O(N/P d + b^2).
+
 Statistics (scores, maxima, sums, gradients of S) are float32 for bf16/f16/f32 inputs and float64
 for float64 inputs: exp and log of scores of magnitude up to `scale` lose all precision in 16 bits.
 """
@@ -33,6 +38,9 @@ from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+
+from contrastive.losses.tiling import Tiling, lse_update, scores
+from contrastive.parallel.ring import AxisName, as_varying, ring_index, ring_loop, ring_size
 
 Array = jax.Array
 
@@ -90,6 +98,12 @@ def check_inputs(x, y, scale, bias=None, block_size=None) -> None:
         raise ValueError(f"block_size must be a positive int or None; got {block_size!r}.")
 
 
+def common_dtype(x, y):
+    """x and y promoted to one float dtype."""
+    dtype = jnp.result_type(x, y)
+    return jnp.asarray(x, dtype), jnp.asarray(y, dtype)
+
+
 def choose_block_size(n: int, block_size: Optional[int] = None, backend: Optional[str] = None) -> int:
     """The tile edge: the caller's, else the fewest tiles of at most the backend's default edge,
     evened out so that padding is at most a few rows (CPU: N = 500 -> one tile of 500;
@@ -109,116 +123,85 @@ def pairwise_stats(
     bias: Optional[Array],
     reductions: Reductions,
     block_size: Optional[int] = None,
+    axis_name: AxisName = None,
 ) -> Stats:
     """The requested reductions of S = scale * x @ y.T + bias, never materialising S.
 
     Args:
-      x, y: (N, d) embeddings, any float dtype (equal shapes and dtypes: checked by the losses).
+      x, y: (n, d) embeddings, any float dtype (equal shapes and dtypes: checked by the losses);
+        with `axis_name`, this device's shard of the (N = n P, d) global batch.
       scale: scalar multiplier of the scores; receives a gradient.
       bias: scalar added to the scores, or None for no bias; receives a gradient.
       reductions: which of row_lse, col_lse and row_sum to compute.
-      block_size: tile edge b (see `choose_block_size`); N need not be a multiple of it.
+      block_size: tile edge b (see `choose_block_size`); n need not be a multiple of it.
+      axis_name: the `shard_map` mesh axis (or axes) the batch is split over, or None.
+
+    Returns:
+      Stats of this device's n rows (row_lse, row_sum) and n columns (col_lse), each reduced
+      over the whole global batch.
     """
     block = choose_block_size(x.shape[0], block_size)
     dtype = stats_dtype(x.dtype)
     scale = jnp.asarray(scale, dtype)
     bias = None if bias is None else jnp.asarray(bias, dtype)
-    return _pairwise_stats(x, y, scale, bias, reductions, block)
+    return _pairwise_stats(x, y, scale, bias, reductions, block, axis_name)
+
+
+def global_mean(v: Array, axis_name: AxisName = None) -> Array:
+    """Mean of a per-row vector over the global batch (all shards when sharded)."""
+    total = jnp.sum(v)
+    if axis_name is not None:
+        total = jax.lax.psum(total, axis_name)
+    return total / (v.shape[0] * ring_size(axis_name))
 
 
 # ---------------------------------------------------------------------------------------------
-# Tiling helpers.
+# Forward: for each y block (local, or each of the ring's), a scan over row tiles with a scan
+# over column tiles inside; running row statistics stay, running column statistics travel.
 
 
-class _Tiling(NamedTuple):
-    n: int  # true number of rows
-    block: int  # tile edge b
-    num_tiles: int  # T = ceil(n / b)
-
-    @property
-    def padded(self) -> bool:
-        return self.n % self.block != 0
-
-    def split(self, a: Array) -> Array:
-        """(N, ...) -> (T, b, ...), zero-padded at the end."""
-        pad = self.num_tiles * self.block - self.n
-        if pad:
-            a = jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
-        return a.reshape((self.num_tiles, self.block) + a.shape[1:])
-
-    def merge(self, a: Array) -> Array:
-        """(T, b, ...) -> (N, ...), padding dropped."""
-        return a.reshape((-1,) + a.shape[2:])[: self.n]
-
-    def ids(self) -> Array:
-        return jnp.arange(self.num_tiles * self.block, dtype=jnp.int32).reshape(self.num_tiles, -1)
-
-
-def _tiling(x: Array, block: int) -> _Tiling:
-    n = x.shape[0]
-    return _Tiling(n, block, math.ceil(n / block))
-
-
-def _scores(x_tile, y_tile, scale, bias, dtype):
-    """One (b, b) tile of S, accumulated and returned in the statistics dtype."""
-    g = jax.lax.dot_general(
-        x_tile, y_tile, (((1,), (1,)), ((), ())), preferred_element_type=dtype
-    )
-    s = scale * g
-    return s if bias is None else s + bias
-
-
-def _lse_update(m, l, s, valid, axis):
-    """Online log-sum-exp: fold tile s (entries where `valid`) into running max m and sum l.
-
-    Keeps l = sum exp(s - m). Every row and column meets a valid entry in its first tile (padding
-    only ever sits in the last tile), so m is finite from then on and exp(m - m_new) is safe.
-    """
-    if valid is not None:
-        s = jnp.where(valid, s, -jnp.inf)
-    m_new = jnp.maximum(m, jnp.max(s, axis=axis))
-    l_new = l * jnp.exp(m - m_new) + jnp.sum(jnp.exp(s - jnp.expand_dims(m_new, axis)), axis=axis)
-    return m_new, l_new
-
-
-# ---------------------------------------------------------------------------------------------
-# Forward.
-
-
-def _forward(x, y, scale, bias, reductions: Reductions, block: int) -> Stats:
-    tiling = _tiling(x, block)
+def _forward(x, y, scale, bias, reductions: Reductions, block: int, axis_name) -> Stats:
+    tiling = Tiling.of(x.shape[0], block)
     dtype = scale.dtype
-    n, b, t = tiling.n, tiling.block, tiling.num_tiles
-    ids = tiling.ids()
-    neg_inf = jnp.full((t, b), -jnp.inf, dtype)
-    zeros = jnp.zeros((t, b), dtype)
+    row_ids = tiling.ids(ring_index(axis_name) * tiling.n)
+    x_tiles = tiling.split(x)
 
-    def row_tile_step(col_state, row_in):
-        x_i, row_ids = row_in
-        row_valid = (row_ids < n)[:, None] if tiling.padded else None
+    def sweep(row_state, y_block, col_state):
+        y_tiles, col_ids = y_block
 
-        def col_tile_step(row_state, col_in):
-            (row_m, row_l, row_s), (y_j, col_ids, col_m, col_l) = row_state, col_in
-            col_valid = (col_ids < n)[None, :] if tiling.padded else None
-            s = _scores(x_i, y_j, scale, bias, dtype)
-            if reductions.row_lse:  # padded columns are not in a row's denominator
-                row_m, row_l = _lse_update(row_m, row_l, s, col_valid, axis=1)
-            if reductions.col_lse:  # padded rows are not in a column's denominator
-                col_m, col_l = _lse_update(col_m, col_l, s, row_valid, axis=0)
-            if reductions.pair_fn is not None:
-                phi = reductions.pair_fn(s, row_ids[:, None], col_ids[None, :])
-                if tiling.padded:
-                    phi = jnp.where(row_valid & col_valid, phi, 0)
-                row_s = row_s + jnp.sum(phi, axis=1)
-            return (row_m, row_l, row_s), (col_m, col_l)
+        def row_tile_step(col_state, row_in):
+            x_i, row_ids_i, row_state_i = row_in
 
-        init = (neg_inf[0], zeros[0], zeros[0])
-        row_state, col_state = jax.lax.scan(col_tile_step, init, (y_tiles, ids, *col_state))
-        return col_state, row_state
+            def col_tile_step(row_state_i, col_in):
+                (row_m, row_l, row_s), (y_j, col_ids_j, col_m, col_l) = row_state_i, col_in
+                s = scores(x_i, y_j, scale, bias, dtype)
+                row_valid, col_valid = _validity(tiling, row_ids_i, col_ids_j)
+                if reductions.row_lse:  # padded columns are not in a row's denominator
+                    row_m, row_l = lse_update(row_m, row_l, s, col_valid, axis=1)
+                if reductions.col_lse:  # padded rows are not in a column's denominator
+                    col_m, col_l = lse_update(col_m, col_l, s, row_valid, axis=0)
+                if reductions.pair_fn is not None:
+                    phi = reductions.pair_fn(s, row_ids_i[:, None], col_ids_j[None, :])
+                    if tiling.padded:
+                        phi = jnp.where(row_valid & col_valid, phi, 0)
+                    row_s = row_s + jnp.sum(phi, axis=1)
+                return (row_m, row_l, row_s), (col_m, col_l)
 
-    x_tiles, y_tiles = tiling.split(x), tiling.split(y)
-    (col_m, col_l), (row_m, row_l, row_s) = jax.lax.scan(
-        row_tile_step, (neg_inf, zeros), (x_tiles, ids)
+            row_state_i, col_state = jax.lax.scan(
+                col_tile_step, row_state_i, (y_tiles, col_ids, *col_state)
+            )
+            return col_state, row_state_i
+
+        col_state, row_state = jax.lax.scan(row_tile_step, col_state, (x_tiles, row_ids, row_state))
+        return row_state, col_state
+
+    neg_inf, zeros = as_varying(
+        (jnp.full((tiling.num_tiles, block), -jnp.inf, dtype),
+         jnp.zeros((tiling.num_tiles, block), dtype)),
+        axis_name,
+    )
+    (row_m, row_l, row_s), (col_m, col_l) = ring_loop(
+        sweep, (neg_inf, zeros, zeros), (tiling.split(y), row_ids), (neg_inf, zeros), axis_name
     )
     return Stats(
         row_lse=tiling.merge(row_m + jnp.log(row_l)) if reductions.row_lse else None,
@@ -227,89 +210,111 @@ def _forward(x, y, scale, bias, reductions: Reductions, block: int) -> Stats:
     )
 
 
+def _validity(tiling: Tiling, row_ids, col_ids):
+    """(b, 1) and (1, b) masks of real (non-padding) rows and columns, or None without padding."""
+    if not tiling.padded:
+        return None, None
+    return (row_ids >= 0)[:, None], (col_ids >= 0)[None, :]
+
+
 # ---------------------------------------------------------------------------------------------
-# Backward: recompute each tile, form dL/dS for it, accumulate the four gradients.
+# Backward: the same sweeps recompute each tile, form dL/dS for it and accumulate the gradients;
+# dX stays with its rows, dY travels with its block.
 
 
-def _backward(x, y, scale, bias, stats: Stats, cotangents: Stats, reductions: Reductions, block):
-    tiling = _tiling(x, block)
+def _backward(x, y, scale, bias, stats: Stats, cotangents: Stats, reductions, block, axis_name):
+    tiling = Tiling.of(x.shape[0], block)
     dtype = scale.dtype
-    n, b, t = tiling.n, tiling.block, tiling.num_tiles
-    ids = tiling.ids()
-    zeros = jnp.zeros((t, b), dtype)
+    row_ids = tiling.ids(ring_index(axis_name) * tiling.n)
+    zeros = as_varying(jnp.zeros((tiling.num_tiles, block), dtype), axis_name)
 
     def tiles_or_zeros(v):  # None (not requested, or no cotangent flowed) -> zeros
         return zeros if v is None else tiling.split(v.astype(dtype))
 
-    row_lse, col_lse = tiles_or_zeros(stats.row_lse), tiles_or_zeros(stats.col_lse)
-    g_row, g_col = tiles_or_zeros(cotangents.row_lse), tiles_or_zeros(cotangents.col_lse)
+    x_tiles = tiling.split(x)
+    row_lse, g_row = tiles_or_zeros(stats.row_lse), tiles_or_zeros(cotangents.row_lse)
     g_sum = tiles_or_zeros(cotangents.row_sum)
 
-    def row_tile_step(dy_tiles, row_in):
-        x_i, row_ids, row_lse_i, g_row_i, g_sum_i = row_in
+    def sweep(row_acc, y_block, dy_tiles):
+        dx_tiles, dbias = row_acc
+        y_tiles, col_ids, col_lse, g_col = y_block
 
-        def col_tile_step(row_acc, col_in):
-            dx_i, dbias = row_acc
-            y_j, col_ids, col_lse_j, g_col_j, dy_j = col_in
-            s = _scores(x_i, y_j, scale, bias, dtype)
-            ds = jnp.zeros_like(s)
-            if reductions.row_lse:  # d row_lse_i / d S_ij = softmax over j
-                ds += g_row_i[:, None] * jnp.exp(s - row_lse_i[:, None])
-            if reductions.col_lse:  # d col_lse_j / d S_ij = softmax over i
-                ds += g_col_j[None, :] * jnp.exp(s - col_lse_j[None, :])
-            if reductions.pair_fn is not None:
-                phi = functools.partial(
-                    reductions.pair_fn, row_ids=row_ids[:, None], col_ids=col_ids[None, :]
-                )
-                _, phi_vjp = jax.vjp(phi, s)
-                ds += phi_vjp(jnp.broadcast_to(g_sum_i[:, None], s.shape))[0]
-            if tiling.padded:  # padding is in no reduction, so it gets no gradient
-                ds = jnp.where((row_ids < n)[:, None] & (col_ids < n)[None, :], ds, 0)
-            # The matmuls take dS in the input dtype (bf16 stays on the fast path) and
-            # accumulate in the statistics dtype.
-            ds_in = ds.astype(x.dtype)
-            dx_i += jnp.dot(ds_in, y_j, preferred_element_type=dtype)
-            dy_j += jnp.dot(ds_in.T, x_i, preferred_element_type=dtype)
-            if bias is not None:
-                dbias += jnp.sum(ds)
-            return (dx_i, dbias), dy_j
+        def row_tile_step(dy_tiles, row_in):
+            x_i, row_ids_i, row_lse_i, g_row_i, g_sum_i, dx_i = row_in
 
-        init = (jnp.zeros((b, x.shape[1]), dtype), jnp.zeros((), dtype))
-        (dx_i, dbias), dy_tiles = jax.lax.scan(
-            col_tile_step, init, (y_tiles, ids, col_lse, g_col, dy_tiles)
+            def col_tile_step(acc, col_in):
+                dx_i, dbias_i = acc
+                y_j, col_ids_j, col_lse_j, g_col_j, dy_j = col_in
+                s = scores(x_i, y_j, scale, bias, dtype)
+                ds = jnp.zeros_like(s)
+                if reductions.row_lse:  # d row_lse_i / d S_ij = softmax over j
+                    ds += g_row_i[:, None] * jnp.exp(s - row_lse_i[:, None])
+                if reductions.col_lse:  # d col_lse_j / d S_ij = softmax over i
+                    ds += g_col_j[None, :] * jnp.exp(s - col_lse_j[None, :])
+                if reductions.pair_fn is not None:
+                    phi = functools.partial(
+                        reductions.pair_fn, row_ids=row_ids_i[:, None], col_ids=col_ids_j[None, :]
+                    )
+                    ds += jax.vjp(phi, s)[1](jnp.broadcast_to(g_sum_i[:, None], s.shape))[0]
+                if tiling.padded:  # padding is in no reduction, so it gets no gradient
+                    row_valid, col_valid = _validity(tiling, row_ids_i, col_ids_j)
+                    ds = jnp.where(row_valid & col_valid, ds, 0)
+                # The matmuls take dS in the input dtype (bf16 stays on the fast path) and
+                # accumulate in the statistics dtype.
+                ds_in = ds.astype(x.dtype)
+                dx_i += jnp.dot(ds_in, y_j, preferred_element_type=dtype)
+                dy_j += jnp.dot(ds_in.T, x_i, preferred_element_type=dtype)
+                if bias is not None:
+                    dbias_i += jnp.sum(ds)
+                return (dx_i, dbias_i), dy_j
+
+            (dx_i, dbias_i), dy_tiles = jax.lax.scan(
+                col_tile_step, (dx_i, as_varying(jnp.zeros((), dtype), axis_name)),
+                (y_tiles, col_ids, col_lse, g_col, dy_tiles),
+            )
+            return dy_tiles, (dx_i, dbias_i)
+
+        dy_tiles, (dx_tiles, dbias_parts) = jax.lax.scan(
+            row_tile_step, dy_tiles, (x_tiles, row_ids, row_lse, g_row, g_sum, dx_tiles)
         )
-        return dy_tiles, (dx_i, dbias)
+        return (dx_tiles, dbias + jnp.sum(dbias_parts)), dy_tiles
 
-    x_tiles, y_tiles = tiling.split(x), tiling.split(y)
-    dy_init = jnp.zeros((t, b, y.shape[1]), dtype)
-    dy_tiles, (dx_tiles, dbias) = jax.lax.scan(
-        row_tile_step, dy_init, (x_tiles, ids, row_lse, g_row, g_sum)
+    grad_tiles, dbias = as_varying(
+        (jnp.zeros((tiling.num_tiles, block, x.shape[1]), dtype), jnp.zeros((), dtype)),
+        axis_name,
     )
-    # Gradients of G = X Y^T; S = scale * G + bias.
+    y_block = (tiling.split(y), row_ids, tiles_or_zeros(stats.col_lse),
+               tiles_or_zeros(cotangents.col_lse))
+    (dx_tiles, dbias), dy_tiles = ring_loop(
+        sweep, (grad_tiles, dbias), y_block, grad_tiles, axis_name
+    )
+    # Gradients of G = X Y^T, where S = scale * G + bias.
     dg_y, dg_x = tiling.merge(dx_tiles), tiling.merge(dy_tiles)  # dG Y and dG^T X
     dscale = jnp.sum(x.astype(dtype) * dg_y)  # sum_ij dS_ij G_ij = sum_i <x_i, (dS Y)_i>
+    if axis_name is not None:  # scale and bias are shared by all shards: sum their gradients
+        dscale, dbias = jax.lax.psum((dscale, dbias), axis_name)
     dx = (scale * dg_y).astype(x.dtype)
     dy = (scale * dg_x).astype(y.dtype)
-    return dx, dy, dscale, None if bias is None else jnp.sum(dbias)
+    return dx, dy, dscale, None if bias is None else dbias
 
 
 # ---------------------------------------------------------------------------------------------
 # The custom VJP tying the two together.
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
-def _pairwise_stats(x, y, scale, bias, reductions, block):
-    return _forward(x, y, scale, bias, reductions, block)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
+def _pairwise_stats(x, y, scale, bias, reductions, block, axis_name):
+    return _forward(x, y, scale, bias, reductions, block, axis_name)
 
 
-def _pairwise_stats_fwd(x, y, scale, bias, reductions, block):
-    stats = _forward(x, y, scale, bias, reductions, block)
+def _pairwise_stats_fwd(x, y, scale, bias, reductions, block, axis_name):
+    stats = _forward(x, y, scale, bias, reductions, block, axis_name)
     return stats, (x, y, scale, bias, stats)
 
 
-def _pairwise_stats_bwd(reductions, block, residuals, cotangents):
+def _pairwise_stats_bwd(reductions, block, axis_name, residuals, cotangents):
     x, y, scale, bias, stats = residuals
-    return _backward(x, y, scale, bias, stats, cotangents, reductions, block)
+    return _backward(x, y, scale, bias, stats, cotangents, reductions, block, axis_name)
 
 
 _pairwise_stats.defvjp(_pairwise_stats_fwd, _pairwise_stats_bwd)

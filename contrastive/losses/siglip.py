@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from contrastive.losses import engine
-from contrastive.losses.clip import _common_dtype
+from contrastive.parallel.ring import AxisName
 
 
 def _pair_nll(s, row_ids, col_ids):
@@ -20,7 +20,13 @@ _REDUCTIONS = engine.Reductions(pair_fn=_pair_nll)
 
 
 def siglip_loss(
-    x: jax.Array, y: jax.Array, scale, bias, *, block_size: Optional[int] = None
+    x: jax.Array,
+    y: jax.Array,
+    scale,
+    bias,
+    *,
+    block_size: Optional[int] = None,
+    axis_name: AxisName = None,
 ) -> jax.Array:
     """Sigmoid loss of SigLIP (Zhai et al. 2023, "Sigmoid Loss for Language Image
     Pre-Training"), equal to OpenCLIP's `SigLipLoss`:
@@ -35,6 +41,8 @@ def siglip_loss(
       scale: scalar multiplier (SigLIP initialises log scale to log 10); receives a gradient.
       bias: scalar bias (SigLIP initialises it to -10); receives a gradient.
       block_size: tile edge; None chooses one.
+      axis_name: inside `shard_map`, the mesh axis (or axes) the batch is split over (see
+        `clip_loss`).
 
     Returns:
       The scalar loss, float32 (float64 for float64 inputs).
@@ -42,6 +50,7 @@ def siglip_loss(
     engine.check_inputs(x, y, scale, bias, block_size)
     if bias is None:
         raise ValueError("siglip_loss needs a scalar bias (SigLIP initialises it to -10).")
-    x, y = _common_dtype(x, y)
-    stats = engine.pairwise_stats(x, y, scale, bias, _REDUCTIONS, block_size)
-    return jnp.sum(stats.row_sum) / x.shape[0]
+    x, y = engine.common_dtype(x, y)
+    stats = engine.pairwise_stats(x, y, scale, bias, _REDUCTIONS, block_size, axis_name)
+    # -1/N sum_ij log sigmoid(z_ij S_ij) = mean over rows i of row_sum_i.
+    return engine.global_mean(stats.row_sum, axis_name)

@@ -1,0 +1,105 @@
+"""Ring collectives for blockwise losses under `shard_map`.
+
+Each of the P devices on the batch axes keeps its own rows; the other modality's blocks visit
+every device in turn, one `lax.ppermute` hop per step. Against an all-gather this keeps
+per-device memory at O(N/P d) instead of O(N d), and each hop's transfer overlaps the compute
+on the block in hand, so the ring costs no more time when compute per block exceeds one hop.
+
+Axis names are whatever the caller passes (the trainer passes `sharding.BATCH_AXES`); None means
+no ring: one device, or a caller outside `shard_map`.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence, Union
+
+import jax
+
+AxisName = Optional[Union[str, Sequence[str]]]
+
+
+def ring_size(axis_name: AxisName) -> int:
+    """P, the number of devices around the ring (1 without a ring)."""
+    return 1 if axis_name is None else jax.lax.axis_size(_axes(axis_name))
+
+
+def ring_index(axis_name: AxisName):
+    """This device's position on the ring, 0 .. P-1 (the order of the batch shards)."""
+    return 0 if axis_name is None else jax.lax.axis_index(_axes(axis_name))
+
+
+def ring_shift(tree, axis_name: AxisName):
+    """Sends every leaf to the next device on the ring (device k -> k + 1 mod P)."""
+    size = ring_size(axis_name)
+    if size == 1:
+        return tree
+    perm = [(k, (k + 1) % size) for k in range(size)]
+    return jax.tree.map(lambda a: jax.lax.ppermute(a, _axes(axis_name), perm), tree)
+
+
+def as_varying(tree, axis_name: AxisName):
+    """Marks fresh arrays (zeros, -inf) as differing across the ring's devices, as the
+    statistics they start will; `shard_map` checks that loop carries keep one such type."""
+    if axis_name is None:
+        return tree
+    return jax.tree.map(lambda a: jax.lax.pcast(a, _axes(axis_name), to="varying"), tree)
+
+
+def ring_loop(step: Callable, local, visitor, payload, axis_name: AxisName):
+    """Runs `step` against each device's block in turn and brings the block's results home.
+
+        local, payload = step(local, visitor, payload)
+
+    `local` stays on this device (e.g. statistics of this device's rows); `visitor` is a block's
+    read-only inputs, sent ahead to the next device before `step` runs so that the transfer
+    overlaps the compute; `payload` holds the block's accumulators, sent on after `step`. After
+    P steps every payload is back on the device that owns its block. Returns (local, payload).
+    """
+    size = ring_size(axis_name)
+
+    def hop(carry, _):
+        local, visitor, payload = carry
+        next_visitor = ring_shift(visitor, axis_name)  # in flight while `step` computes
+        local, payload = step(local, visitor, payload)
+        return (local, next_visitor, ring_shift(payload, axis_name)), None
+
+    if size > 1:  # P - 1 hops with a visitor moving on; the last block needs no onward send
+        (local, visitor, payload), _ = jax.lax.scan(hop, (local, visitor, payload), length=size - 1)
+    local, payload = step(local, visitor, payload)
+    return local, ring_shift(payload, axis_name)
+
+
+def _axes(axis_name):
+    return axis_name if isinstance(axis_name, str) else tuple(axis_name)
+
+
+def sharded_loss(loss_fn: Callable, mesh, batch_axes: Sequence[str] = ("data", "fsdp")):
+    """`loss_fn(x, y, *scalars, axis_name=...)` as a function of global (N, d) arrays, for jit.
+
+    x and y are split over `batch_axes` (replicated over the other mesh axes); the scalars
+    (scale, bias) are replicated. Inside, each device runs the ring form of the loss on its
+    N / P rows; the result is the loss of the whole batch, replicated.
+    """
+    from jax.sharding import PartitionSpec
+
+    batch_axes = tuple(a for a in batch_axes if a in mesh.shape)
+    num_shards = 1
+    for axis in batch_axes:
+        num_shards *= mesh.shape[axis]
+
+    def loss(x, y, *scalars, **kwargs):
+        for name, a in (("x", x), ("y", y)):
+            if jax.numpy.ndim(a) < 1 or jax.numpy.shape(a)[0] % num_shards:
+                raise ValueError(
+                    f"the global batch of {name} (shape {jax.numpy.shape(a)}) must divide "
+                    f"evenly over the {num_shards} batch shards of mesh axes {batch_axes} "
+                    f"(mesh {dict(mesh.shape)}); choose a batch size that is a multiple of "
+                    f"{num_shards}"
+                )
+        rows, replicated = PartitionSpec(batch_axes), PartitionSpec()
+        body = lambda x, y, *s: loss_fn(x, y, *s, axis_name=batch_axes, **kwargs)
+        return jax.shard_map(
+            body, mesh=mesh, in_specs=(rows, rows) + (replicated,) * len(scalars),
+            out_specs=replicated,
+        )(x, y, *scalars)
+
+    return loss

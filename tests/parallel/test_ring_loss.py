@@ -1,0 +1,91 @@
+"""The ring-sharded losses on 1, 2, 4 and 8 fake CPU devices against the float64 reference and
+against the single-device loss."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import Mesh
+
+from contrastive.losses import clip_loss, reference, siglip_loss
+from contrastive.parallel.ring import sharded_loss
+from tests.losses.helpers import paired, rel_err
+
+# (data, fsdp, model) meshes over the first P of the 8 fake devices.
+MESHES = {1: (1, 1, 1), 2: (2, 1, 1), 4: (2, 2, 1), 8: (2, 4, 1), "8 with model": (2, 2, 2)}
+LOSSES = {
+    "clip": (clip_loss, reference.clip_loss_dense, (30.0,)),
+    "siglip": (siglip_loss, reference.siglip_loss_dense, (30.0, -5.0)),
+}
+
+
+def _mesh(shape):
+    devices = np.array(jax.devices()[: int(np.prod(shape))]).reshape(shape)
+    return Mesh(devices, ("data", "fsdp", "model"))
+
+
+def _value_and_grads(fn, args):
+    return jax.jit(jax.value_and_grad(fn, argnums=tuple(range(len(args)))))(*args)
+
+
+@pytest.mark.parametrize("mesh_name", list(MESHES))
+@pytest.mark.parametrize("loss_name", list(LOSSES))
+# Per-device rows: one row; 7 rows in tiles of 3 (padding on every device); the automatic tile.
+@pytest.mark.parametrize("rows_per_device,block_size", [(1, None), (7, 3), (33, None)])
+def test_ring_matches_float64_reference(mesh_name, loss_name, rows_per_device, block_size):
+    mesh = _mesh(MESHES[mesh_name])
+    batch_shards = mesh.shape["data"] * mesh.shape["fsdp"]
+    loss, ref, scalars = LOSSES[loss_name]
+    with jax.enable_x64(True):
+        x, y = paired(batch_shards, rows_per_device * batch_shards)
+        args = (x, y) + tuple(np.float64(s) for s in scalars)
+        ring = sharded_loss(lambda *a, **k: loss(*a, block_size=block_size, **k), mesh)
+        (value, grads), (want, want_grads) = _value_and_grads(ring, args), _value_and_grads(ref, args)
+    n, scale = x.shape[0], scalars[0]
+    assert rel_err(value, want, scale) < 1e-12
+    floors = [scale / n, scale / n] + [1.0] * (len(grads) - 2)  # see test_against_reference
+    for g, w, floor in zip(grads, want_grads, floors):
+        assert rel_err(g, w, floor) < 1e-12
+
+
+@pytest.mark.parametrize("loss_name", list(LOSSES))
+def test_ring_float32_equals_single_device(loss_name):
+    """float32 on 8 devices equals the single-device blockwise loss to float32 rounding."""
+    loss, _, scalars = LOSSES[loss_name]
+    x, y = (jnp.float32(a) for a in paired(5, 8 * 37))
+    args = (x, y) + tuple(jnp.float32(s) for s in scalars)
+    ring = sharded_loss(lambda *a, **k: loss(*a, block_size=16, **k), _mesh((2, 4, 1)))
+    single = lambda *a: loss(*a, block_size=16)
+    (value, grads), (want, want_grads) = _value_and_grads(ring, args), _value_and_grads(single, args)
+    assert rel_err(value, want) < 1e-6
+    for g, w in zip(grads, want_grads):
+        assert rel_err(g, w) < 1e-5
+
+
+def test_indivisible_global_batch_is_a_clear_error():
+    ring = sharded_loss(clip_loss, _mesh((2, 4, 1)))
+    with pytest.raises(ValueError, match=r"must divide evenly over the 8 batch shards"):
+        ring(jnp.ones((12, 4)), jnp.ones((12, 4)), 1.0)
+
+
+def _shard_map_body_sizes(jaxpr):
+    """Element counts of the values computed inside shard_map bodies (per-device values)."""
+    from tests.losses.test_engine import _intermediate_sizes
+
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "shard_map":
+            yield from _intermediate_sizes(eqn.params["jaxpr"])
+        for param in eqn.params.values():
+            inner = getattr(param, "jaxpr", None)
+            if inner is not None and eqn.primitive.name != "shard_map":
+                yield from _shard_map_body_sizes(getattr(inner, "jaxpr", inner))
+
+
+def test_no_device_holds_the_global_batch():
+    """Inside the ring nothing per device reaches N d or N^2 / P: no all-gather, no logits."""
+    n, d, block = 8 * 256, 16, 64
+    ring = sharded_loss(lambda *a, **k: clip_loss(*a, block_size=block, **k), _mesh((2, 4, 1)))
+    x = jnp.ones((n, d))
+    jaxpr = jax.make_jaxpr(jax.value_and_grad(ring, argnums=(0, 1, 2)))(x, x, 1.0)
+    sizes = list(_shard_map_body_sizes(jaxpr.jaxpr))
+    assert sizes, "found no shard_map body"
+    assert max(sizes) <= max(n // 8 * d, block * block), max(sizes)
