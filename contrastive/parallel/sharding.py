@@ -57,9 +57,11 @@ def _check_divisible(tree: Any, specs: Any, mesh: Mesh, logical: Any = None) -> 
             parts = math.prod(mesh.shape[axis] for axis in axes)
             if leaf.shape[dim] % parts:
                 name = f" (logical axis {names[dim]!r})" if names is not None else ""
+                where = (f"mesh axis {axes[0]!r}" if len(axes) == 1
+                         else "mesh axes " + " x ".join(map(repr, axes)))
                 problems.append(
                     f"{_path(key_path)}: dimension {dim}{name} has size {leaf.shape[dim]}, not "
-                    f"divisible by mesh axis {'x'.join(axes)} of size {parts}"
+                    f"divisible by {where} of size {parts}"
                 )
     if problems:
         raise ValueError("cannot shard evenly:\n  " + "\n  ".join(problems))
