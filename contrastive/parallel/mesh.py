@@ -41,8 +41,8 @@ def mesh_shape(axis_sizes: Mapping[str, int], num_devices: int) -> tuple[int, ..
         sizes[MESH_AXES.index(fill[0])] = num_devices // others
     if math.prod(sizes) != num_devices:
         raise ValueError(
-            f"mesh {dict(zip(MESH_AXES, sizes))} needs {math.prod(sizes)} devices, but "
-            f"{num_devices} are available; make the sizes multiply to {num_devices} "
+            f"mesh {dict(zip(MESH_AXES, sizes))} needs {math.prod(sizes)} devices, but there are "
+            f"{num_devices}; make the sizes multiply to {num_devices} "
             f"or set one of them to -1"
         )
     return tuple(int(size) for size in sizes)
@@ -60,5 +60,6 @@ def make_mesh(axis_sizes: Mapping[str, int], devices: Sequence[jax.Device] | Non
     """
     devices = jax.devices() if devices is None else list(devices)
     shape = mesh_shape(axis_sizes, len(devices))
-    grid = mesh_utils.create_device_mesh(shape, devices)
+    # Topology-aware on TPU (neighbouring chips share the "model" axis); a plain reshape elsewhere.
+    grid = mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)
     return Mesh(grid, MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES))

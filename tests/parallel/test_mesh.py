@@ -35,9 +35,9 @@ def test_mesh_over_some_devices():
 @pytest.mark.parametrize(
     "axis_sizes, message",
     [
-        ({"data": 3}, r"needs 3 devices, but 8 are available"),
-        ({"data": 2, "model": 2}, r"needs 4 devices, but 8 are available"),
-        ({}, r"needs 1 devices, but 8 are available"),
+        ({"data": 3}, r"needs 3 devices, but there are 8"),
+        ({"data": 2, "model": 2}, r"needs 4 devices, but there are 8"),
+        ({}, r"needs 1 devices, but there are 8"),
         ({"data": 3, "fsdp": -1}, r"cannot fill mesh axis 'fsdp': 8 devices are not divisible by 3"),
         ({"data": -1, "fsdp": -1}, r"only one mesh axis may be -1, got \['data', 'fsdp'\]"),
         ({"tensor": 8}, r"unknown mesh axes \['tensor'\]; the mesh axes are \['data', 'fsdp', 'model'\]"),

@@ -1,3 +1,5 @@
+import re
+
 import chex
 import flax.linen as nn
 import jax
@@ -8,7 +10,8 @@ from jax.sharding import PartitionSpec as P
 
 from contrastive.models import DualEncoder, MLPHead, SiameseEncoder, resnet, text_transformer, vit
 from contrastive.parallel import (
-    batch_sharding, init_sharded, make_mesh, param_shardings, shard_batch, with_overrides,
+    batch_sharding, init_sharded, make_mesh, param_shardings, shard_batch, sharding_context,
+    with_overrides,
 )
 from tests.models.helpers import rng
 
@@ -154,3 +157,23 @@ def test_shard_batch():
     with pytest.raises(ValueError, match=r"tokens: dimension 0 has size 6, not divisible by mesh "
                                          r"axes 'data' x 'fsdp' of size 4"):
         shard_batch({"tokens": tokens[:6]}, mesh)
+
+
+def test_activation_constraints_are_live_only_inside_the_sharding_context():
+    mesh = make_mesh(MIXED)
+    model = vit("mu", width=32, num_heads=4, mlp_dim=128, patch_size=4)
+    images = jnp.zeros((8, 8, 8, 3))
+    variables = jax.jit(model.init)(rng(), images)
+    outside = jax.jit(model.apply).lower(variables, images).as_text()
+    with sharding_context(mesh):
+        inside = jax.jit(model.apply).lower(variables, images).as_text()
+    assert "sharding_constraint" not in outside
+    # Tokens (B=8, 4 patches + cls, D=32): batch over data x fsdp, features whole; the MLP
+    # hidden layer (F=128) and the heads (H=4, K=8) split over "model".
+    for layout in [
+        r'\[\{"data", "fsdp"\}, \{\}, \{\}\]> : tensor<8x5x32xf32>',
+        r'\[\{"data", "fsdp"\}, \{\}, \{"model"\}\]> : tensor<8x5x128xf32>',
+        r'\[\{"data", "fsdp"\}, \{\}, \{"model"\}, \{\}\]> : tensor<8x5x4x8xf32>',
+        r'\[\{"data", "fsdp"\}, \{\}\]> : tensor<8x32xf32>',
+    ]:
+        assert re.search(r"sharding_constraint .*" + layout, inside), layout
