@@ -17,7 +17,8 @@ class DualEncoder(nn.Module):
     (B, embed_dim) with unit rows. The score matrix the losses use is S = scale * x y^T (+ bias)
     with scale = exp(log_scale): log_scale starts at log(1/0.07) (CLIP), bias at -10 (SigLIP).
     A loss that ignores the bias simply gives it zero gradient.
-    Towers are any modules called as tower(inputs, train) -> (B, D).
+    Towers are any modules called as tower(inputs, train) -> (B, D), with their own dtype;
+    `dtype` here is the heads' compute dtype.
     """
 
     image_tower: nn.Module
