@@ -1,5 +1,6 @@
 """Meshes, logical-axis rules and shardings: the only package that names mesh axes."""
 from contrastive.parallel.mesh import MESH_AXES, make_mesh, mesh_shape
+from contrastive.parallel.ring import ring_loop, ring_shift, sharded_loss
 from contrastive.parallel.rules import DEFAULT_RULES, Rules, check_rules, with_overrides
 from contrastive.parallel.sharding import (
     BATCH_AXES,
@@ -13,5 +14,5 @@ from contrastive.parallel.sharding import (
 __all__ = [
     "MESH_AXES", "make_mesh", "mesh_shape", "DEFAULT_RULES", "Rules", "check_rules",
     "with_overrides", "BATCH_AXES", "batch_sharding", "init_sharded", "param_shardings",
-    "shard_batch", "sharding_context",
+    "shard_batch", "sharding_context", "ring_loop", "ring_shift", "sharded_loss",
 ]

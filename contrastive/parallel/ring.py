@@ -14,6 +14,8 @@ from typing import Callable, Optional, Sequence, Union
 
 import jax
 
+from contrastive.parallel.sharding import BATCH_AXES
+
 AxisName = Optional[Union[str, Sequence[str]]]
 
 
@@ -72,7 +74,7 @@ def _axes(axis_name):
     return axis_name if isinstance(axis_name, str) else tuple(axis_name)
 
 
-def sharded_loss(loss_fn: Callable, mesh, batch_axes: Sequence[str] = ("data", "fsdp")):
+def sharded_loss(loss_fn: Callable, mesh, batch_axes: Sequence[str] = BATCH_AXES):
     """`loss_fn(x, y, *scalars, axis_name=...)` as a function of global (N, d) arrays, for jit.
 
     x and y are split over `batch_axes` (replicated over the other mesh axes); the scalars

@@ -4,10 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import Mesh
 
 from contrastive.losses import clip_loss, reference, siglip_loss
-from contrastive.parallel.ring import sharded_loss
+from contrastive.parallel import make_mesh, sharded_loss
 from tests.losses.helpers import paired, rel_err
 
 # (data, fsdp, model) meshes over the first P of the 8 fake devices.
@@ -19,8 +18,9 @@ LOSSES = {
 
 
 def _mesh(shape):
-    devices = np.array(jax.devices()[: int(np.prod(shape))]).reshape(shape)
-    return Mesh(devices, ("data", "fsdp", "model"))
+    data, fsdp, model = shape
+    devices = jax.devices()[: data * fsdp * model]
+    return make_mesh({"data": data, "fsdp": fsdp, "model": model}, devices=devices)
 
 
 def _value_and_grads(fn, args):
