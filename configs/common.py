@@ -1,0 +1,115 @@
+"""Shared defaults for every experiment, and the parser for variant arguments.
+
+A config file defines `get_config(arg=None)`: it starts from `base_config()`, changes the few
+fields its experiment needs, and reads its variant from `parse_arg` (`configs/clip.py:vit_b16,
+batch=65536`). Every field is commented here, once.
+"""
+import ml_collections
+from ml_collections import config_dict
+
+
+def parse_arg(arg: str | None, **defaults):
+    """Typed short arguments: "vit_b16,batch=65536,runlocal" -> ConfigDict.
+
+    Each default's type converts the given value (a bare name sets a bool default to True); a
+    name without a default is an error that lists the known ones.
+    """
+    parsed = ml_collections.ConfigDict(defaults)
+    for item in filter(None, (arg or "").split(",")):
+        name, has_value, value = item.partition("=")
+        if name not in defaults:
+            raise ValueError(f"unknown config argument {name!r}; known: {sorted(defaults)}")
+        kind = type(defaults[name])
+        if kind is bool:
+            parsed[name] = (value.lower() in ("1", "true", "yes")) if has_value else True
+        elif not has_value:
+            raise ValueError(f"config argument {name!r} needs a value ({name}=...)")
+        else:
+            parsed[name] = kind(value)
+    return parsed
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every field a config may set, with defaults for a CLIP-style image-text run."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0  # initialisation, data order and per-step RNG all derive from it
+    c.total_steps = 10_000  # optimiser updates in the whole run
+    c.batch_size = 4096  # global batch (all processes, all micro-batches)
+    c.num_microbatches = 1  # k > 1: contrastive gradient accumulation over k micro-batches
+    c.log_every = 1  # write metrics.jsonl every this many steps (every step is recorded)
+    c.eval_every = 1000  # evaluate every this many steps, and at the end (0: only at the end)
+    c.checkpoint_every = 1000  # checkpoint every this many steps, and at the end (0: only end)
+    c.keep_checkpoints = 3  # the last this many checkpoints are kept
+    c.async_checkpoints = True  # write checkpoints in the background while training goes on
+    c.plots = True  # PNG plots of the loss and evaluation curves at the end
+    c.progress_bar = True  # tqdm bar on process 0
+    # Mesh axis sizes ("data", "fsdp", "model"); one may be -1 (all remaining devices).
+    c.mesh = {"data": -1}
+    # Overrides of the logical-axis rules, e.g. {"embed": None} (see contrastive.parallel.rules).
+    c.sharding_rules = {}
+    c.loss = "clip"  # "clip" (InfoNCE / NT-Xent) or "siglip" (pairwise sigmoid)
+    c.loss_block_size = config_dict.placeholder(int)  # loss tile edge; None lets the engine choose
+
+    c.model = ml_collections.ConfigDict()
+    c.model.kind = "image_text"  # "image_text" (dual encoder) or "two_view" (SimCLR siamese)
+    c.model.image_tower = "vit"  # "vit" or "resnet"
+    c.model.image_size = "B/16"  # ViT "size/patch" or ResNet depth ("18", "50")
+    c.model.image_options = {}  # any other tower field, e.g. {"pool": "map"}
+    c.model.text_size = "B"  # text Transformer size (contrastive.models.TEXT_SIZES)
+    c.model.text_options = {}  # any other text tower field, e.g. {"causal": False}
+    c.model.embed_dim = 512  # dimension of the shared embedding space
+    c.model.head_hidden_dim = 2048  # two_view: hidden width of SimCLR's MLP head
+    c.model.head_depth = 2  # two_view: layers of the MLP head
+    c.model.temperature_init = 0.07  # image_text: initial learnable temperature 1/scale
+    c.model.bias_init = -10.0  # image_text: initial learnable bias (used by siglip only)
+    c.model.max_scale = 100.0  # image_text: the scale exp(log_scale) is clipped here (CLIP)
+    c.model.temperature = 0.1  # two_view: fixed NT-Xent temperature
+    c.model.dtype = "float32"  # compute dtype ("bfloat16" for mixed precision; params float32)
+    c.model.remat = False  # recompute block activations in the backward pass
+
+    c.optimizer = ml_collections.ConfigDict()
+    c.optimizer.learning_rate = 5e-4  # peak learning rate (AdamW)
+    c.optimizer.warmup_steps = 500  # linear warm-up from 0 to the peak
+    c.optimizer.end_learning_rate_fraction = 0.0  # cosine decays to peak * this
+    c.optimizer.weight_decay = 0.2  # decoupled decay on weight matrices only
+    c.optimizer.b1 = 0.9  # Adam first-moment decay
+    c.optimizer.b2 = 0.98  # Adam second-moment decay
+    c.optimizer.eps = 1e-6  # Adam epsilon
+    c.optimizer.grad_clip_norm = 1.0  # clip the global gradient norm (0: off)
+
+    c.data = ml_collections.ConfigDict()
+    c.data.name = "digits"  # "digits" (embedded default) or a tfds dataset name
+    c.data.data_dir = config_dict.placeholder(str)  # tfds data_dir (digits: its own cache)
+    c.data.train_split = "train"  # split to train on (tfds slicing allowed)
+    c.data.eval_split = "test"  # split for evaluation
+    c.data.image_size = config_dict.placeholder(int)  # centre crop/resize side; None: as stored
+    c.data.max_len = 16  # tokens per caption
+    c.data.tokenizer = "digits"  # "digits" (word tokenizer) or a SentencePiece .model path
+    c.data.text_field = "captions/text"  # where records keep their caption(s)
+    c.data.cache_in_memory = False  # decode the whole split once into memory (small data)
+    c.data.num_threads = 2  # threads preparing batches ahead
+    c.data.worker_count = 0  # grain worker processes (CPU-heavy augmentation)
+    c.data.crop_scale = (0.08, 1.0)  # two_view: random-resized-crop area range
+    c.data.jitter_strength = 1.0  # two_view: colour jitter strength
+    c.data.blur_probability = 0.5  # two_view: probability of Gaussian blur
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.zero_shot = True  # image_text: zero-shot top-1 on data.eval_split
+    c.eval.knn = True  # two_view: nearest-neighbour top-1 (train features -> eval images)
+    c.eval.batch_size = 1024  # images per evaluation forward pass
+    c.eval.max_examples = 10_000  # evaluate on at most this many held-out images
+    # Zero-shot prompts; "{}" is the class name. Empty: the digits caption templates.
+    c.eval.templates = ()
+    return c
+
+
+def shrink_for_smoke_run(c: ml_collections.ConfigDict) -> None:
+    """`runlocal`: the same recipe with a few tiny steps, for a smoke run on a laptop CPU."""
+    c.total_steps = 4
+    c.batch_size = 16
+    c.eval_every = 2
+    c.checkpoint_every = 2
+    c.optimizer.warmup_steps = 1
+    c.eval.max_examples = 64
+    c.eval.batch_size = 64
+    c.data.num_threads = 1

@@ -1,0 +1,32 @@
+"""The default main job: CLIP on the embedded digits captions, on a laptop CPU in ~a minute.
+
+A tiny ViT (8x8 images, 2x2 patches) and a tiny text Transformer; zero-shot top-1 on the
+held-out digits with the caption templates as the prompt ensemble.
+
+  python -m contrastive.main --config=configs/digits_clip.py --workdir=/tmp/digits_clip
+  ... --config=configs/digits_clip.py:runlocal   (a few steps, for smoke tests)
+"""
+from configs import common
+
+
+def get_config(arg=None):
+    args = common.parse_arg(arg, runlocal=False)
+    c = common.base_config()
+    c.total_steps = 600
+    c.batch_size = 256
+    c.eval_every = 200
+    c.checkpoint_every = 200
+    c.model.image_size = "mu/2"  # width 32, 1 block, 2x2 patches: 16 patches + cls
+    c.model.image_options = {"width": 64, "mlp_dim": 128, "num_heads": 2, "depth": 2}
+    c.model.text_size = "mu"
+    c.model.text_options = {"width": 64, "mlp_dim": 128, "num_heads": 2, "depth": 1}
+    c.model.embed_dim = 64
+    c.optimizer.learning_rate = 3e-3
+    c.optimizer.warmup_steps = 50
+    c.optimizer.weight_decay = 0.05
+    c.optimizer.b2 = 0.99
+    c.data.cache_in_memory = True  # 1,343 tiny images
+    c.eval.batch_size = 512
+    if args.runlocal:
+        common.shrink_for_smoke_run(c)
+    return c

@@ -1,0 +1,86 @@
+"""Checkpoints behind one small module: orbax's CheckpointManager with two items per step,
+"state" (the TrainState: params, optimiser state, step, rng, batch-norm statistics) and
+"data" (the input iterator's position, JSON).
+
+Orbax writes each step into a temporary directory and renames it when complete, so a process
+killed mid-write leaves no step that looks finished. A step that still fails to restore (files
+lost or damaged afterwards) is skipped with a warning and the next older one is used.
+"""
+import logging
+import os
+
+import orbax.checkpoint as ocp
+
+log = logging.getLogger(__name__)
+
+
+class Checkpointer:
+    """create, latest_step, save, restore; keeps the last `keep` steps."""
+
+    def __init__(self, directory: str, keep: int = 3, async_save: bool = True):
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, enable_async_checkpointing=async_save, create=True
+        )
+        self.directory = os.path.abspath(directory)
+        self._manager = ocp.CheckpointManager(
+            self.directory, options=options, item_names=("state", "data")
+        )
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def save(self, step: int, state, data_state: dict) -> bool:
+        """Starts writing `step` (in the background when async); False if it already exists."""
+        if step in self._manager.all_steps():
+            return False
+        return self._manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)
+            ),
+            force=True,
+        )
+
+    def restore(self, abstract_state):
+        """(step, state, data_state) of the newest step that restores, or None if none does.
+
+        abstract_state: the TrainState as ShapeDtypeStructs with shardings, so every array
+        is read straight into its sharded layout. Steps newer than the one restored failed
+        to read; they are deleted so that the run can write those steps again.
+        """
+        broken = []
+        for step in sorted(self._manager.all_steps(), reverse=True):
+            try:
+                restored = self._manager.restore(
+                    step,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardRestore(abstract_state),
+                        data=ocp.args.JsonRestore(),
+                    ),
+                )
+            except Exception as error:  # noqa: BLE001 - any failure to read makes it unusable
+                log.warning(
+                    "Checkpoint at step %d in %s cannot be restored (%s: %s); skipping it and "
+                    "trying an older one.", step, self.directory, type(error).__name__,
+                    str(error).splitlines()[0][:300] if str(error) else "",
+                )
+                broken.append(step)
+                continue
+            self._delete(broken)
+            return step, restored.state, dict(restored.data)
+        self._delete(broken)
+        return None
+
+    def _delete(self, steps):
+        for step in steps:
+            self._manager.delete(step)
+
+    def wait(self) -> None:
+        """Blocks until background writes are complete."""
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.close()

@@ -1,0 +1,39 @@
+"""PNG plots of a run's curves, written at the end from metrics.jsonl and eval.jsonl."""
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display
+import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=wrong-import-position
+
+
+def plot_curves(records: list[dict], keys: list[str], path: str, title: str) -> bool:
+    """One panel per key present in records, value against step; False if none is."""
+    keys = [k for k in keys if any(k in r for r in records)]
+    if not keys:
+        return False
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        points = [(r["step"], r[key]) for r in records if key in r]
+        ax.plot(*zip(*points), marker="o" if len(points) < 30 else None)
+        ax.set_xlabel("step")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def write_plots(workdir: str, metrics: list[dict], evaluations: list[dict]) -> list[str]:
+    """loss.png (loss, temperature, learning rate) and eval.png (every evaluation metric)."""
+    written = []
+    loss_png = os.path.join(workdir, "loss.png")
+    if plot_curves(metrics, ["loss", "temperature", "learning_rate"], loss_png, "training"):
+        written.append(loss_png)
+    eval_keys = sorted({k for r in evaluations for k in r if k not in ("step", "wall_time_s")})
+    eval_png = os.path.join(workdir, "eval.png")
+    if plot_curves(evaluations, eval_keys, eval_png, "evaluation"):
+        written.append(eval_png)
+    return written

@@ -1,0 +1,116 @@
+"""What is contrasted: an image with its caption (dual encoder) or two views of one image
+(siamese encoder). A task builds its model and turns (params, batch) into the pair of
+embedding batches (x, y) the loss compares, plus the loss's scale and bias."""
+import dataclasses
+
+import jax.numpy as jnp
+import ml_collections
+
+from contrastive import models
+
+IMAGE_TOWERS = {"vit": models.vit, "resnet": models.resnet}
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageTextTask:
+    """CLIP / SigLIP: x = image embeddings, y = caption embeddings; scale = exp(log_scale)
+    clipped at max_scale, bias learnable (used by siglip only)."""
+
+    model: models.DualEncoder
+    max_scale: float
+
+    def inputs(self, batch):
+        return batch["image"], batch["tokens"]
+
+    def embed(self, params, model_state, batch, rng=None, train: bool = True):
+        """((x, y), new model_state); x, y: (B, d) unit rows, float32. `rng` feeds dropout."""
+        x, y = self.model.apply({"params": params, **model_state}, *self.inputs(batch), train,
+                                rngs=_rngs(rng))
+        return (x, y), model_state
+
+    def scale_and_bias(self, params):
+        # The clip is CLIP's: beyond 100 the softmax is nearly one-hot and training unstable.
+        return jnp.minimum(jnp.exp(params["log_scale"]), self.max_scale), params["bias"]
+
+    def embed_images(self, params, model_state, images):
+        return self.model.apply({"params": params, **model_state}, images,
+                                method=self.model.embed_images)
+
+    def embed_texts(self, params, model_state, tokens):
+        return self.model.apply({"params": params, **model_state}, tokens,
+                                method=self.model.embed_texts)
+
+
+@dataclasses.dataclass(frozen=True)
+class TwoViewTask:
+    """SimCLR: x, y = embeddings of two augmented views; NT-Xent is clip_loss with the fixed
+    scale 1 / temperature (the loss's cross-view terms; see `configs/digits_simclr.py`)."""
+
+    model: models.SiameseEncoder
+    temperature: float
+
+    def inputs(self, batch):
+        return batch["view1"], batch["view2"]
+
+    def embed(self, params, model_state, batch, rng=None, train: bool = True):
+        """((x, y), new model_state): training updates the batch-norm statistics."""
+        variables = {"params": params, **model_state}
+        if not train or not model_state:
+            pair = self.model.apply(variables, *self.inputs(batch), train, rngs=_rngs(rng))
+            return pair, model_state
+        (x, y), updates = self.model.apply(
+            variables, *self.inputs(batch), train, rngs=_rngs(rng), mutable=list(model_state)
+        )
+        return (x, y), {**model_state, **updates}
+
+    def scale_and_bias(self, params):
+        del params
+        return jnp.float32(1.0 / self.temperature), jnp.float32(0.0)
+
+    def embed_images(self, params, model_state, images):
+        """Backbone features (before the head), as SimCLR evaluates."""
+        return models.l2_normalize(
+            self.model.apply({"params": params, **model_state}, images,
+                             method=self.model.features)
+        )
+
+
+def _rngs(rng):
+    return {} if rng is None else {"dropout": rng}
+
+
+def _image_tower(config: ml_collections.ConfigDict, dtype):
+    build = IMAGE_TOWERS[config.image_tower]
+    return build(config.image_size, dtype=dtype, remat=config.remat, **dict(config.image_options))
+
+
+def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None):
+    """The task and model for `config.model` (`vocab_size` from the tokenizer, image_text)."""
+    m = config.model
+    dtype = DTYPES[m.dtype]
+    if m.kind == "image_text":
+        text_options = {"max_len": config.data.max_len, **dict(m.text_options)}
+        if vocab_size is not None:  # the tokenizer's vocabulary wins over the config's
+            text_options["vocab_size"] = vocab_size
+        model = models.DualEncoder(
+            image_tower=_image_tower(m, dtype),
+            text_tower=models.text_transformer(m.text_size, dtype=dtype, remat=m.remat,
+                                               **text_options),
+            embed_dim=m.embed_dim,
+            temperature_init=m.temperature_init,
+            bias_init=m.bias_init,
+            dtype=dtype,
+        )
+        return ImageTextTask(model, m.max_scale)
+    if m.kind == "two_view":
+        head = models.MLPHead(m.head_hidden_dim, m.embed_dim, depth=m.head_depth, dtype=dtype)
+        return TwoViewTask(models.SiameseEncoder(_image_tower(m, dtype), head), m.temperature)
+    raise ValueError(f"model.kind must be 'image_text' or 'two_view', got {m.kind!r}")
+
+
+def split_variables(variables):
+    """flax variables -> (params, model_state)."""
+    variables = dict(variables)
+    return variables.pop("params"), variables
+
