@@ -16,6 +16,7 @@ def get_config(arg=None):
     c.batch_size = 256
     c.eval_every = 200
     c.checkpoint_every = 200
+    c.log_every = 20  # every step is still recorded; fetching them in groups keeps dispatch async
     c.model.image_size = "mu/2"  # width 32, 1 block, 2x2 patches: 16 patches + cls
     c.model.image_options = {"width": 64, "mlp_dim": 128, "num_heads": 2, "depth": 2}
     c.model.text_size = "mu"

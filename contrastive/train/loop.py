@@ -105,7 +105,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             last_loss = lines[-1]["loss"]
             progress.update(len(values))
             progress.set_postfix(loss=f"{last_loss:.4f}", ex_per_s=f"{rate:.0f}", **last_eval)
-            pending = []
+            pending, interval_start = [], time.time()
         if evaluating:
             last_eval = evaluate(state)
             eval_log.write([{"step": step, **last_eval, "wall_time_s": time.time() - started}])
