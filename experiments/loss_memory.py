@@ -93,15 +93,19 @@ def plot(rows, path, title):
 
     sweep_d = statistics.mode(r["d"] for r in rows if r["loss"] == "clip")
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for impl, style in (("dense", "o-"), ("blockwise", "s-")):
+    for impl, style, color in (("dense", "o-", "C0"), ("blockwise", "s-", "C1")):
         sweep = sorted((r["n"], r) for r in rows if r["impl"] == impl and r["loss"] == "clip"
                        and r["d"] == sweep_d and "error" not in r)
         timed = [(n, r["time_s"]) for n, r in sweep if "time_s" in r]
         if timed:
-            ax_t.plot(*zip(*timed), style, label=impl)
-        # Where a case was too large to run, plot XLA's count of its temporaries instead.
+            ax_t.plot(*zip(*timed), style, color=color, label=impl)
         mem = [(n, r.get("extra_peak_bytes", r["temp_bytes"]) / 2**20) for n, r in sweep]
-        ax_m.plot(*zip(*mem), style, label=impl)
+        ax_m.plot(*zip(*mem), style, color=color, label=impl)
+        # A case too large to run shows XLA's count of its temporaries, as a hollow marker.
+        estimated = [(n, r["temp_bytes"] / 2**20) for n, r in sweep if "skipped" in r]
+        if estimated:
+            ax_m.plot(*zip(*estimated), style[0], color=color, mfc="white", ms=10,
+                      label=f"{impl}: XLA count, too large to run")
     for ax, label in ((ax_t, "forward+backward time (s)"), (ax_m, "extra peak memory (MiB)")):
         ax.set(xscale="log", yscale="log", xlabel="batch size N", ylabel=label)
         ax.set_xscale("log", base=2)
