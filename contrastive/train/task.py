@@ -9,6 +9,7 @@ import ml_collections
 from contrastive import models
 
 IMAGE_TOWERS = {"vit": models.vit, "resnet": models.resnet}
+VOCAB_MULTIPLE = 64
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -92,7 +93,9 @@ def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None):
     if m.kind == "image_text":
         text_options = {"max_len": config.data.max_len, **dict(m.text_options)}
         if vocab_size is not None:  # the tokenizer's vocabulary wins over the config's
-            text_options["vocab_size"] = vocab_size
+            # Rounded up so the table splits over any tensor-parallel size up to 64 (and
+            # fills whole hardware tiles); the extra rows are never looked up.
+            text_options["vocab_size"] = -(-vocab_size // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
         model = models.DualEncoder(
             image_tower=_image_tower(m, dtype),
             text_tower=models.text_transformer(m.text_size, dtype=dtype, remat=m.remat,

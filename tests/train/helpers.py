@@ -1,0 +1,101 @@
+"""Tiny digits configs, CLI subprocesses and metrics readers shared by the trainer tests."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from configs import digits_clip
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tiny_config(data_dir: str, **fields):
+    """digits_clip shrunk for tests: a 32-wide ViT and text tower, batch 32, no plots/bar."""
+    c = digits_clip.get_config()
+    c.total_steps = 6
+    c.batch_size = 32
+    c.log_every = 1
+    c.eval_every = 0
+    c.checkpoint_every = 2
+    c.progress_bar = False
+    c.plots = False
+    c.model.image_options = {"width": 32, "mlp_dim": 64, "num_heads": 2, "depth": 1}
+    c.model.text_options = {"width": 32, "mlp_dim": 64, "num_heads": 2, "depth": 1}
+    c.model.embed_dim = 32
+    c.optimizer.warmup_steps = 2
+    c.eval.max_examples = 64
+    c.eval.batch_size = 64
+    c.data.data_dir = data_dir
+    c.data.num_threads = 1
+    for path, value in fields.items():
+        target = c
+        *parents, leaf = path.split("__")
+        for parent in parents:
+            target = target[parent]
+        target[leaf] = value
+    return c
+
+
+def cli_flags(config) -> list[str]:
+    """--config.X=V flags that turn digits_clip's defaults into `config` (top-level and one
+    level of nesting; dict values as JSON)."""
+    base = digits_clip.get_config()
+    flags = []
+    for key, value in config.items():
+        if hasattr(value, "items") and not isinstance(value, dict):
+            flags += [f"--config.{key}.{k}={_flag_value(v)}" for k, v in value.items()
+                      if base[key][k] != v]
+        elif base[key] != value:
+            flags.append(f"--config.{key}={_flag_value(value)}")
+    return flags
+
+
+def _flag_value(value) -> str:
+    if isinstance(value, dict):
+        return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in value.items()})
+    return str(value)
+
+
+def device_env(num_devices: int) -> dict:
+    env = dict(os.environ)
+    env["JAX_PLATFORMS"] = "cpu"
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={num_devices}"
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def main_command(config, workdir, *extra) -> list[str]:
+    return [sys.executable, "-m", "contrastive.main", "--config=configs/digits_clip.py",
+            f"--workdir={workdir}", *cli_flags(config), *extra]
+
+
+def run_main(config, workdir, num_devices=8, extra=(), timeout=300):
+    result = subprocess.run(main_command(config, workdir, *extra), cwd=ROOT,
+                            env=device_env(num_devices), capture_output=True, text=True,
+                            timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def losses(workdir) -> np.ndarray:
+    """Per-step losses from metrics.jsonl, checking there is exactly one line per step."""
+    lines = [json.loads(l) for l in Path(workdir, "metrics.jsonl").read_text().splitlines()]
+    steps = [l["step"] for l in lines]
+    assert steps == list(range(1, len(steps) + 1)), steps
+    return np.array([l["loss"] for l in lines])
+
+
+def max_rel_diff(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12)))
