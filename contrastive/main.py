@@ -48,8 +48,9 @@ def _initialise_distributed():
     import jax  # pylint: disable=import-outside-toplevel
 
     if _COORDINATOR.value or (_NUM_PROCESSES.value or 1) > 1:
-        if jax.default_backend() == "cpu" or os.environ.get("JAX_PLATFORMS") == "cpu":
-            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        # CPU processes need a collectives library (TPUs/GPUs ignore this); asking which
+        # backend is in use would start it before initialize, which must come first.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     elif any(k in os.environ for k in ("TPU_WORKER_HOSTNAMES", "SLURM_NTASKS")) and int(
         os.environ.get("SLURM_NTASKS", "2")

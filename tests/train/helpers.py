@@ -40,24 +40,20 @@ def tiny_config(data_dir: str, **fields):
     return c
 
 
-def cli_flags(config) -> list[str]:
-    """--config.X=V flags that turn digits_clip's defaults into `config` (top-level and one
-    level of nesting; dict values as JSON)."""
-    base = digits_clip.get_config()
+def cli_flags(config, base=None, prefix="config.") -> list[str]:
+    """--config.X=V flags that turn digits_clip's defaults into `config`; a nested dict whose
+    keys differ from the default's is passed whole, as JSON."""
+    base = digits_clip.get_config() if base is None else base
     flags = []
     for key, value in config.items():
-        if hasattr(value, "items") and not isinstance(value, dict):
-            flags += [f"--config.{key}.{k}={_flag_value(v)}" for k, v in value.items()
-                      if base[key][k] != v]
+        if hasattr(value, "items"):
+            if set(value.keys()) == set(base[key].keys()):
+                flags += cli_flags(value, base[key], f"{prefix}{key}.")
+            else:
+                flags.append(f"--{prefix}{key}={json.dumps(value.to_dict())}")
         elif base[key] != value:
-            flags.append(f"--config.{key}={_flag_value(value)}")
+            flags.append(f"--{prefix}{key}={value}")
     return flags
-
-
-def _flag_value(value) -> str:
-    if isinstance(value, dict):
-        return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in value.items()})
-    return str(value)
 
 
 def device_env(num_devices: int) -> dict:
