@@ -4,6 +4,7 @@ The only module that reads flags. Multi-host: pass --coordinator_address, --num_
 --process_id, or on a TPU pod / SLURM job let jax.distributed read them from the environment.
 """
 import difflib
+import importlib.util
 import os
 import sys
 
@@ -26,18 +27,26 @@ def _field_paths(config, prefix=""):
             yield from _field_paths(value, f"{prefix}{key}.")
 
 
+def _load_config(argv):
+    """The config named by --config=FILE[:ARG] in argv, loaded without its overrides."""
+    spec = next(a.split("=", 1)[1] for a in argv if a.startswith("--config="))
+    path, _, arg = spec.partition(":")
+    module = importlib.util.module_from_spec(importlib.util.spec_from_file_location("cfg", path))
+    module.__spec__.loader.exec_module(module)
+    return module.get_config(arg) if arg else module.get_config()
+
+
 def _parse_flags(argv):
     """absl's parsing, with one clear message for a misspelled --config.FIELD."""
     try:
         return flags.FLAGS(argv)
     except (AttributeError, KeyError) as error:
-        config = _CONFIG.value if _CONFIG.present else None
-        valid = sorted(_field_paths(config)) if config is not None else []
+        valid = sorted(_field_paths(_load_config(argv)))
         for arg in argv[1:]:
             path = arg.lstrip("-").split("=", 1)[0].removeprefix("config.")
             if arg.startswith("--config.") and path not in valid:
                 near = difflib.get_close_matches(path, valid, n=5, cutoff=0.5)
-                scope = [v for v in valid if v.rsplit(".", 1)[0] == path.rsplit(".", 1)[0]]
+                scope = [v for v in valid if v.rpartition(".")[0] == path.rpartition(".")[0]]
                 sys.exit(f"Unknown config field {path!r} in {arg.split('=')[0]}. "
                          f"Did you mean: {', '.join(near) or 'none close'}? "
                          f"Valid fields there: {', '.join(scope or valid)}")
