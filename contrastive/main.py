@@ -61,10 +61,10 @@ def _initialise_distributed():
         # backend is in use would start it before initialize, which must come first.
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-    elif any(k in os.environ for k in ("TPU_WORKER_HOSTNAMES", "SLURM_NTASKS")) and int(
-        os.environ.get("SLURM_NTASKS", "2")
-    ) > 1:
-        jax.distributed.initialize()  # reads the cluster from the environment
+    elif "," in os.environ.get("TPU_WORKER_HOSTNAMES", "") or int(
+        os.environ.get("SLURM_NTASKS", "1")
+    ) > 1:  # a multi-host TPU slice or a SLURM job: jax reads the cluster from the environment
+        jax.distributed.initialize()
 
 
 def main(argv):
