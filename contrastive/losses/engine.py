@@ -234,17 +234,22 @@ def _backward(x, y, scale, bias, stats: Stats, cotangents: Stats, reductions, bl
     x_tiles = tiling.split(x)
     row_lse, g_row = tiles_or_zeros(stats.row_lse), tiles_or_zeros(cotangents.row_lse)
     g_sum = tiles_or_zeros(cotangents.row_sum)
+    tile_index = jnp.arange(tiling.num_tiles)
 
+    # The gradient accumulators are loop carries updated one tile at a time (not scan inputs
+    # mapped to outputs), so XLA updates them in place: one buffer each, which matters most for
+    # the ring, where the block's dY is also in flight.
     def sweep(row_acc, y_block, dy_tiles):
         dx_tiles, dbias = row_acc
         y_tiles, col_ids, col_lse, g_col = y_block
 
-        def row_tile_step(dy_tiles, row_in):
-            x_i, row_ids_i, row_lse_i, g_row_i, g_sum_i, dx_i = row_in
+        def row_tile_step(acc, row_in):
+            dx_tiles, dy_tiles, dbias = acc
+            i, x_i, row_ids_i, row_lse_i, g_row_i, g_sum_i = row_in
 
             def col_tile_step(acc, col_in):
-                dx_i, dbias_i = acc
-                y_j, col_ids_j, col_lse_j, g_col_j, dy_j = col_in
+                dx_i, dy_tiles, dbias = acc
+                j, y_j, col_ids_j, col_lse_j, g_col_j = col_in
                 s = scores(x_i, y_j, scale, bias, dtype)
                 ds = jnp.zeros_like(s)
                 if reductions.row_lse:  # d row_lse_i / d S_ij = softmax over j
@@ -263,21 +268,22 @@ def _backward(x, y, scale, bias, stats: Stats, cotangents: Stats, reductions, bl
                 # accumulate in the statistics dtype.
                 ds_in = ds.astype(x.dtype)
                 dx_i += jnp.dot(ds_in, y_j, preferred_element_type=dtype)
-                dy_j += jnp.dot(ds_in.T, x_i, preferred_element_type=dtype)
+                dy_tiles = dy_tiles.at[j].add(jnp.dot(ds_in.T, x_i, preferred_element_type=dtype))
                 if bias is not None:
-                    dbias_i += jnp.sum(ds)
-                return (dx_i, dbias_i), dy_j
+                    dbias += jnp.sum(ds)
+                return (dx_i, dy_tiles, dbias), None
 
-            (dx_i, dbias_i), dy_tiles = jax.lax.scan(
-                col_tile_step, (dx_i, as_varying(jnp.zeros((), dtype), axis_name)),
-                (y_tiles, col_ids, col_lse, g_col, dy_tiles),
+            (dx_i, dy_tiles, dbias), _ = jax.lax.scan(
+                col_tile_step, (dx_tiles[i], dy_tiles, dbias),
+                (tile_index, y_tiles, col_ids, col_lse, g_col),
             )
-            return dy_tiles, (dx_i, dbias_i)
+            return (dx_tiles.at[i].set(dx_i), dy_tiles, dbias), None
 
-        dy_tiles, (dx_tiles, dbias_parts) = jax.lax.scan(
-            row_tile_step, dy_tiles, (x_tiles, row_ids, row_lse, g_row, g_sum, dx_tiles)
+        (dx_tiles, dy_tiles, dbias), _ = jax.lax.scan(
+            row_tile_step, (dx_tiles, dy_tiles, dbias),
+            (tile_index, x_tiles, row_ids, row_lse, g_row, g_sum),
         )
-        return (dx_tiles, dbias + jnp.sum(dbias_parts)), dy_tiles
+        return (dx_tiles, dbias), dy_tiles
 
     grad_tiles, dbias = as_varying(
         (jnp.zeros((tiling.num_tiles, block, x.shape[1]), dtype), jnp.zeros((), dtype)),
