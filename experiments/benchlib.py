@@ -72,6 +72,27 @@ def run_in_subprocess(script: str, worker_args, env_extra=None, timeout=3600) ->
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def arg_parser(doc: str, worker_fields: int):
+    """The benchmarks' common flags: --fast, --repeats, --out, and the hidden --worker ARGS."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--fast", action="store_true", help="small sizes, seconds in all")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per figure")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument("--worker", nargs=worker_fields, help=argparse.SUPPRESS)
+    return parser
+
+
+def log_log_axes(axes_and_labels, xlabel: str) -> None:
+    """Log-log axes (base 2 along N), grid and legend for each (axis, y label) pair."""
+    for ax, label in axes_and_labels:
+        ax.set(yscale="log", xlabel=xlabel, ylabel=label)
+        ax.set_xscale("log", base=2)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+
+
 def device_description() -> str:
     import jax
 

@@ -14,7 +14,6 @@ Results: experiments/results/loss_memory{,_fast}.{json,md,png}.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 
@@ -106,22 +105,16 @@ def plot(rows, path, title):
         if estimated:
             ax_m.plot(*zip(*estimated), style[0], color=color, mfc="white", ms=10,
                       label=f"{impl}: XLA count, too large to run")
-    for ax, label in ((ax_t, "forward+backward time (s)"), (ax_m, "extra peak memory (MiB)")):
-        ax.set(xscale="log", yscale="log", xlabel="batch size N", ylabel=label)
-        ax.set_xscale("log", base=2)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+    benchlib.log_log_axes(
+        [(ax_t, "forward+backward time (s)"), (ax_m, "extra peak memory (MiB)")], "batch size N"
+    )
     fig.suptitle(f"{title}, d = {sweep_d}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--fast", action="store_true", help="small sizes, seconds in all")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per figure")
-    parser.add_argument("--out", type=benchlib.Path, default=benchlib.RESULTS)
-    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    parser = benchlib.arg_parser(__doc__, worker_fields=5)
     args = parser.parse_args()
     if args.worker:
         impl, loss, n, d, repeats = args.worker

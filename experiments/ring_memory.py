@@ -16,7 +16,6 @@ too. Every figure comes from its own process. Results: experiments/results/ring_
 """
 from __future__ import annotations
 
-import argparse
 import json
 
 from tqdm import tqdm
@@ -124,22 +123,17 @@ def plot(rows, path):
         timed = [(n, r["time_s"]) for n, r in pts if "time_s" in r]
         if timed:
             ax_t.plot(*zip(*timed), style, label=impl)
-    for ax, label in ((ax_m, "per-device memory (MiB, XLA)"), (ax_t, "forward+backward time (s)")):
-        ax.set(xscale="log", yscale="log", xlabel="global batch N", ylabel=label)
-        ax.set_xscale("log", base=2)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+    benchlib.log_log_axes(
+        [(ax_m, "per-device memory (MiB, XLA)"), (ax_t, "forward+backward time (s)")],
+        "global batch N",
+    )
     fig.suptitle(f"CLIP loss on {DEVICES} devices: ring vs all-gather vs one device (d = {D})")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--fast", action="store_true", help="small sizes, seconds in all")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per figure")
-    parser.add_argument("--out", type=benchlib.Path, default=benchlib.RESULTS)
-    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    parser = benchlib.arg_parser(__doc__, worker_fields=4)
     args = parser.parse_args()
     if args.worker:
         impl, n, d, repeats = args.worker
