@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from contrastive.data import digits
+from contrastive.data.tokenizer import UNK_ID
 
 NUM_DIGITS = 1797
 
@@ -105,5 +106,5 @@ def test_caption_tokenizer_covers_every_caption():
     for label in range(10):
         for text in digits.captions_for(label):
             ids = tokenizer.encode(text)
-            assert 1 not in ids  # No unknown words.
+            assert UNK_ID not in ids  # No unknown words.
             assert tokenizer.decode(ids) == text
