@@ -12,22 +12,14 @@ from configs import common
 def get_config(arg=None):
     args = common.parse_arg(arg, runlocal=False)
     c = common.base_config()
-    c.total_steps = 600
-    c.batch_size = 256
-    c.eval_every = 200
-    c.checkpoint_every = 200
+    common.digits_schedule(c)
     c.log_every = 20  # every step is still recorded; fetching them in groups keeps dispatch async
     c.model.image_size = "mu/2"  # width 32, 1 block, 2x2 patches: 16 patches + cls
     c.model.image_options = {"width": 64, "mlp_dim": 128, "num_heads": 2, "depth": 2}
     c.model.text_size = "mu"
     c.model.text_options = {"width": 64, "mlp_dim": 128, "num_heads": 2, "depth": 1}
     c.model.embed_dim = 64
-    c.optimizer.learning_rate = 3e-3
-    c.optimizer.warmup_steps = 50
     c.optimizer.weight_decay = 0.05
-    c.optimizer.b2 = 0.99
-    c.data.cache_in_memory = True  # 1,343 tiny images
-    c.eval.batch_size = 512
     if args.runlocal:
         common.shrink_for_smoke_run(c)
     return c

@@ -6,10 +6,7 @@ from configs import common
 def get_config(arg=None):
     args = common.parse_arg(arg, runlocal=False)
     c = common.base_config()
-    c.total_steps = 600
-    c.batch_size = 256
-    c.eval_every = 200
-    c.checkpoint_every = 200
+    common.digits_schedule(c)
     c.model.kind = "two_view"
     c.model.image_tower = "resnet"
     c.model.image_size = "18"
@@ -17,16 +14,11 @@ def get_config(arg=None):
     c.model.embed_dim = 32
     c.model.head_hidden_dim = 64
     c.model.temperature = 0.2
-    c.optimizer.learning_rate = 3e-3
-    c.optimizer.warmup_steps = 50
     c.optimizer.weight_decay = 1e-4
-    c.optimizer.b2 = 0.99
-    c.data.cache_in_memory = True
     c.data.crop_scale = (0.5, 1.0)  # digits are 8x8: keep most of the stroke
     c.data.jitter_strength = 0.5
     c.data.blur_probability = 0.0  # as SimCLR on CIFAR
     c.eval.zero_shot = False
-    c.eval.batch_size = 512
     if args.runlocal:
         common.shrink_for_smoke_run(c)
     return c

@@ -2,7 +2,6 @@
 import subprocess
 import sys
 
-import pytest
 
 from tests.train.helpers import ROOT, device_env
 

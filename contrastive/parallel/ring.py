@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Callable, Optional, Sequence, Union
 
 import jax
+import jax.numpy as jnp
+from jax.sharding import PartitionSpec
 
 from contrastive.parallel.sharding import BATCH_AXES
 
@@ -81,8 +83,6 @@ def sharded_loss(loss_fn: Callable, mesh, batch_axes: Sequence[str] = BATCH_AXES
     (scale, bias) are replicated. Inside, each device runs the ring form of the loss on its
     N / P rows; the result is the loss of the whole batch, replicated.
     """
-    from jax.sharding import PartitionSpec
-
     batch_axes = tuple(a for a in batch_axes if a in mesh.shape)
     num_shards = 1
     for axis in batch_axes:
@@ -90,9 +90,9 @@ def sharded_loss(loss_fn: Callable, mesh, batch_axes: Sequence[str] = BATCH_AXES
 
     def loss(x, y, *scalars, **kwargs):
         for name, a in (("x", x), ("y", y)):
-            if jax.numpy.ndim(a) < 1 or jax.numpy.shape(a)[0] % num_shards:
+            if jnp.ndim(a) < 1 or jnp.shape(a)[0] % num_shards:
                 raise ValueError(
-                    f"the global batch of {name} (shape {jax.numpy.shape(a)}) must divide "
+                    f"the global batch of {name} (shape {jnp.shape(a)}) must divide "
                     f"evenly over the {num_shards} batch shards of mesh axes {batch_axes} "
                     f"(mesh {dict(mesh.shape)}); choose a batch size that is a multiple of "
                     f"{num_shards}"
