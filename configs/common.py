@@ -61,6 +61,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.head_hidden_dim = 2048  # two_view: hidden width of SimCLR's MLP head
     c.model.head_depth = 2  # two_view: layers of the MLP head
     c.model.temperature_init = 0.07  # image_text: initial learnable temperature 1/scale
+    c.model.learn_temperature = True  # image_text: False keeps 1/scale at temperature_init
     c.model.bias_init = -10.0  # image_text: initial learnable bias (used by siglip only)
     c.model.max_scale = 100.0  # image_text: the scale exp(log_scale) is clipped here (CLIP)
     c.model.temperature = 0.1  # two_view: fixed NT-Xent temperature

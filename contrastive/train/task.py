@@ -3,6 +3,7 @@
 embedding batches (x, y) the loss compares, plus the loss's scale and bias."""
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -20,6 +21,7 @@ class ImageTextTask:
 
     model: models.DualEncoder
     max_scale: float
+    learn_temperature: bool = True
 
     def inputs(self, batch):
         return batch["image"], batch["tokens"]
@@ -31,8 +33,12 @@ class ImageTextTask:
         return (x, y), model_state
 
     def scale_and_bias(self, params):
+        log_scale = params["log_scale"]
+        if not self.learn_temperature:
+            # No gradient reaches it, so AdamW (which never decays it) leaves it at its init.
+            log_scale = jax.lax.stop_gradient(log_scale)
         # The clip is CLIP's: beyond 100 the softmax is nearly one-hot and training unstable.
-        return jnp.minimum(jnp.exp(params["log_scale"]), self.max_scale), params["bias"]
+        return jnp.minimum(jnp.exp(log_scale), self.max_scale), params["bias"]
 
     def embed_images(self, params, model_state, images):
         return self.model.apply({"params": params, **model_state}, images,
@@ -91,6 +97,9 @@ def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None):
     m = config.model
     dtype = DTYPES[m.dtype]
     if m.kind == "image_text":
+        if not m.learn_temperature and 1.0 / m.temperature_init > m.max_scale:
+            raise ValueError(f"a fixed temperature_init {m.temperature_init} is below "
+                             f"1/max_scale = {1.0 / m.max_scale}: raise model.max_scale")
         text_options = {"max_len": config.data.max_len, **dict(m.text_options)}
         if vocab_size is not None:  # the tokenizer's vocabulary wins over the config's
             # Rounded up so the table splits over any tensor-parallel size up to 64 (and
@@ -105,7 +114,7 @@ def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None):
             bias_init=m.bias_init,
             dtype=dtype,
         )
-        return ImageTextTask(model, m.max_scale)
+        return ImageTextTask(model, m.max_scale, m.learn_temperature)
     if m.kind == "two_view":
         head = models.MLPHead(m.head_hidden_dim, m.embed_dim, depth=m.head_depth, dtype=dtype)
         return TwoViewTask(models.SiameseEncoder(_image_tower(m, dtype), head), m.temperature)
