@@ -10,13 +10,13 @@ from contrastive.losses import engine
 from contrastive.parallel.ring import AxisName
 
 
-def _pair_nll(s, row_ids, col_ids):
+def _pair_nll(s, row, col):
     """-log sigmoid(z_ij s_ij), with z_ij = +1 for the paired i == j and -1 otherwise."""
-    z = jnp.where(row_ids == col_ids, 1.0, -1.0).astype(s.dtype)
+    z = jnp.where(row.ids[:, None] == col.ids[None, :], 1.0, -1.0).astype(s.dtype)
     return jax.nn.softplus(-z * s)  # = -log sigmoid(z s), stable for |s| up to any scale
 
 
-_REDUCTIONS = engine.Reductions(pair_fn=_pair_nll)
+_REDUCTIONS = engine.Reductions(row_sum=_pair_nll)
 
 
 def siglip_loss(

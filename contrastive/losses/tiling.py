@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -10,8 +10,20 @@ import jax.numpy as jnp
 Array = jax.Array
 
 
+class Side(NamedTuple):
+    """What a loss's elementwise functions see of a tile's rows (or columns).
+
+    ids: (b,) global int32 indices of the tile's rows (columns), -1 on padding.
+    data: the loss's per-example features for those rows (a pytree of (b, ...) arrays, e.g.
+      labels or per-example temperatures), or None.
+    """
+
+    ids: Array
+    data: Any = None
+
+
 class Tiling(NamedTuple):
-    """The n local rows cut into T = ceil(n / b) tiles of b rows, zero-padded at the end."""
+    """The n local rows cut into T = ceil(n / b) tiles of b rows, padded at the end."""
 
     n: int
     block: int
@@ -25,12 +37,17 @@ class Tiling(NamedTuple):
     def padded(self) -> bool:
         return self.n % self.block != 0
 
-    def split(self, a: Array) -> Array:
-        """(n, ...) -> (T, b, ...)."""
+    def split(self, a: Array, mode: str = "constant") -> Array:
+        """(n, ...) -> (T, b, ...), padded with zeros (or, mode="edge", copies of the last row)."""
         pad = self.num_tiles * self.block - self.n
         if pad:
-            a = jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
+            a = jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1), mode=mode)
         return a.reshape((self.num_tiles, self.block) + a.shape[1:])
+
+    def split_data(self, tree):
+        """Per-example features -> tiles. Padding repeats the last real row, so that a loss's
+        function of them stays finite there (a zero temperature would not)."""
+        return jax.tree.map(lambda a: self.split(a, mode="edge"), tree)
 
     def merge(self, a: Array) -> Array:
         """(T, b, ...) -> (n, ...), padding dropped."""
@@ -52,11 +69,13 @@ def scores(x_tile, y_tile, scale, bias, dtype):
 def lse_update(m, l, s, valid, axis):
     """Online log-sum-exp: folds tile s (entries where `valid`) into running max m and sum l.
 
-    Keeps l = sum exp(s - m). Every row and column meets a valid entry in its first tile (padding
-    only ever sits in the last tile), so m is finite from then on and exp(m - m_new) is safe.
+    Keeps l = sum exp(s - m). Entries may be -inf (a loss masking pairs out of a denominator),
+    so a row can meet nothing finite for several tiles: m stays -inf and l 0 until it does, and
+    the shift below is 0 then, never (-inf) - (-inf).
     """
     if valid is not None:
         s = jnp.where(valid, s, -jnp.inf)
     m_new = jnp.maximum(m, jnp.max(s, axis=axis))
-    l_new = l * jnp.exp(m - m_new) + jnp.sum(jnp.exp(s - jnp.expand_dims(m_new, axis)), axis=axis)
+    shift = jnp.where(jnp.isfinite(m_new), m_new, 0)
+    l_new = l * jnp.exp(m - shift) + jnp.sum(jnp.exp(s - jnp.expand_dims(shift, axis)), axis=axis)
     return m_new, l_new

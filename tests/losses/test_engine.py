@@ -28,9 +28,9 @@ def test_row_and_column_logsumexp_match_scipy(n, block_size):
 def test_pair_sum_sees_global_indices():
     """phi receives each tile's global row and column indices: sum_j phi = sum_j [j > i] s_ij."""
     x, y = paired(0, 37)
-    upper = lambda s, rows, cols: jnp.where(cols > rows, s, 0.0)
+    upper = lambda s, row, col: jnp.where(col.ids[None, :] > row.ids[:, None], s, 0.0)
     with jax.enable_x64(True):
-        stats = pairwise_stats(jnp.asarray(x), jnp.asarray(y), 1.0, None, Reductions(pair_fn=upper), 8)
+        stats = pairwise_stats(jnp.asarray(x), jnp.asarray(y), 1.0, None, Reductions(row_sum=upper), 8)
     np.testing.assert_allclose(stats.row_sum, np.sum(np.triu(x @ y.T, k=1), axis=1), rtol=1e-12)
 
 
