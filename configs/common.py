@@ -95,12 +95,20 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.blur_probability = 0.5  # two_view: probability of Gaussian blur
 
     c.eval = ml_collections.ConfigDict()
-    c.eval.zero_shot = True  # image_text: zero-shot top-1 on data.eval_split
-    c.eval.knn = True  # two_view: nearest-neighbour top-1 (train features -> eval images)
+    c.eval.zero_shot = True  # image_text: zero-shot top-1 (and top-5) on data.eval_split
+    c.eval.retrieval = True  # image_text: image<->text Recall@1/5/10 on the eval captions
+    c.eval.geometry = True  # alignment, uniformity, modality gap, effective rank, cosines
+    c.eval.knn = True  # 1-NN and weighted kNN top-1 (train features -> eval images)
+    c.eval.knn_k = 20  # neighbours of the weighted kNN (DINO's 20)
+    c.eval.knn_temperature = 0.07  # weighted kNN votes exp(cosine / T) (InstDisc's 0.07)
+    c.eval.linear_probe = False  # logistic regression on frozen features (standalone: always)
+    c.eval.probe_l2_grid = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)  # L2 strengths the probe sweeps
+    c.eval.probe_val_fraction = 0.2  # share of the train features the sweep validates on
     c.eval.batch_size = 1024  # images per evaluation forward pass
     c.eval.max_examples = 10_000  # evaluate on at most this many held-out images
     # Zero-shot prompts; "{}" is the class name. Empty: the digits caption templates.
     c.eval.templates = ()
+    c.eval.class_names = ()  # zero-shot class names in label order; empty: the dataset's
     return c
 
 

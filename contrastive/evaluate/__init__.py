@@ -1,7 +1,10 @@
-"""Evaluation of frozen embeddings: zero-shot classification, nearest neighbours.
+"""Evaluation of frozen embeddings (NumPy in, Python floats out):
 
-  zero_shot  prompt-ensemble classifier from a text tower, top-1 accuracy
-  knn        nearest-neighbour top-1 on image features
-  embed      a model's embeddings of a whole array, in sharded batches
-(Retrieval, linear probes and geometry come with the evaluation suite.)
+  zero_shot     prompt-ensemble classifier from a text tower, top-1 / top-k accuracy
+  retrieval     image<->text Recall@K, several captions per image, in query blocks
+  knn           1-NN / majority and weighted (exp(s / T)) k-nearest-neighbour votes
+  linear_probe  logistic regression (L-BFGS) with an L2 sweep on a validation split
+  geometry      alignment, uniformity, modality gap, effective rank, pair cosines
+  embed         a model's embeddings of a whole array, in sharded batches
+  standalone    every evaluator on a saved checkpoint (python -m contrastive.evaluate)
 """

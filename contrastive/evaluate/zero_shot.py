@@ -9,13 +9,41 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 
-def top1_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Fraction of rows whose highest score is at the true label; scores (N, C), labels (N,)."""
+def _checked(scores, labels) -> tuple[np.ndarray, np.ndarray]:
     scores, labels = np.asarray(scores), np.asarray(labels)
     if scores.ndim != 2 or labels.shape != scores.shape[:1]:
         raise ValueError(f"scores (N, C) and labels (N,) expected, got {scores.shape}, "
                          f"{labels.shape}")
+    return scores, labels
+
+
+def top1_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of rows whose highest score is at the true label; scores (N, C), labels (N,)."""
+    scores, labels = _checked(scores, labels)
     return float(np.mean(np.argmax(scores, axis=1) == labels))
+
+
+def topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Fraction of rows whose true label scores above all but at most k - 1 others (ties in
+    the row's favour); k = 1 is top-1 up to ties."""
+    scores, labels = _checked(scores, labels)
+    true = scores[np.arange(len(labels)), labels]
+    return float(np.mean(np.sum(scores > true[:, None], axis=1) < k))
+
+
+def check_prompt_classes(labels: np.ndarray, num_prompt_classes: int,
+                         label_names=None) -> None:
+    """ValueError naming the classes of `labels` that have no prompts (label >= C); label_names
+    (the dataset's names, in label order) put names to the missing labels."""
+    missing = sorted({int(l) for l in np.asarray(labels) if not 0 <= l < num_prompt_classes})
+    if missing:
+        names = list(label_names or [])
+        shown = [f"{l} ({names[l]!r})" if l < len(names) else str(l) for l in missing[:20]]
+        raise ValueError(
+            f"the evaluation set has {len(missing)} classes missing from the prompts (which "
+            f"cover {num_prompt_classes} classes): {', '.join(shown)}"
+            f"{' ...' if len(missing) > 20 else ''}"
+        )
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -34,11 +62,16 @@ def class_weights(embed_texts: Callable[[np.ndarray], np.ndarray], tokenizer,
     return _unit_rows(per_class.mean(axis=1))
 
 
+def zero_shot_scores(image_embeddings: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(N, C) cosine similarities of images (N, d) to unit class weights (C, d)."""
+    return _unit_rows(np.asarray(image_embeddings, np.float64)) @ np.asarray(weights).T
+
+
 def zero_shot_top1(image_embeddings: np.ndarray, labels: np.ndarray,
                    weights: np.ndarray) -> float:
     """Top-1 accuracy of classifying images (N, d) by cosine similarity to weights (C, d)."""
-    scores = _unit_rows(np.asarray(image_embeddings, np.float64)) @ weights.T
-    return top1_accuracy(scores, labels)
+    check_prompt_classes(labels, len(weights))
+    return top1_accuracy(zero_shot_scores(image_embeddings, weights), labels)
 
 
 def prompts_from_templates(templates: Sequence[str], class_names: Sequence[str]):

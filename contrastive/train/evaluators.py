@@ -1,25 +1,27 @@
-"""The evaluation a run performs periodically, from its config: zero-shot top-1 for image-text
-models, nearest-neighbour top-1 for two-view (SimCLR) models."""
+"""The evaluation a run performs periodically (and `python -m contrastive.evaluate` on a
+checkpoint), from config.eval:
+
+  image_text  zero-shot top-1/top-5 (prompt ensembles), image<->text Recall@1/5/10 on the eval
+              split's captions, geometry of (image, first caption) pairs
+  two_view    geometry of two augmented views of each eval image (fixed once)
+  both        kNN (1-NN and weighted) and a linear probe on image features, train -> eval split
+"""
 from collections.abc import Callable
+import logging
 
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
-from contrastive.data import digits
+from contrastive.data import digits, examples
 from contrastive.evaluate import embed as embed_lib
-from contrastive.evaluate import knn, zero_shot
+from contrastive.evaluate import geometry, knn, linear_probe, retrieval, zero_shot
 from contrastive.train import data as data_lib
 
-
-def _class_prompts(config, num_classes: int):
-    if config.eval.templates:
-        names = _class_names(config)
-        return zero_shot.prompts_from_templates(config.eval.templates, names)
-    if config.data.name != "digits":
-        raise ValueError("zero-shot on a tfds dataset needs config.eval.templates")
-    return [digits.captions_for(label) for label in range(num_classes)]
+log = logging.getLogger(__name__)
 
 
-def _class_names(config):
+def _dataset_class_names(config) -> list[str]:
     if config.data.name == "digits":
         return list(digits.DIGIT_NAMES)
     from contrastive.data import tfds_source  # pylint: disable=import-outside-toplevel
@@ -28,39 +30,145 @@ def _class_names(config):
     return [n.replace("_", " ") for n in builder.info.features["label"].names]
 
 
+def class_prompts(config, labels: np.ndarray) -> list[list[str]]:
+    """Each class's prompts; ValueError naming the eval classes that have none."""
+    if config.eval.templates:
+        names = list(config.eval.class_names) or _dataset_class_names(config)
+        prompts = zero_shot.prompts_from_templates(config.eval.templates, names)
+    elif config.data.name == "digits" and not config.eval.class_names:
+        prompts = [digits.captions_for(label) for label in range(len(digits.DIGIT_NAMES))]
+    else:
+        raise ValueError("zero-shot needs config.eval.templates (and class names from the "
+                         "dataset or config.eval.class_names)")
+    if len(prompts) <= int(np.max(labels)) or int(np.min(labels)) < 0:
+        zero_shot.check_prompt_classes(labels, len(prompts), _dataset_class_names(config))
+    return prompts
+
+
+def _captions(record, path: str) -> list[str] | None:
+    value = record
+    try:
+        for key in path.split("/"):
+            value = value[key]
+    except (KeyError, TypeError):
+        return None
+    texts = [value] if isinstance(value, (str, bytes)) else list(value)
+    return [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in texts]
+
+
+def load_eval_split(config, split: str, limit: int, two_views: bool = False) -> dict:
+    """{"images", "labels", "captions" (list per image, or None), "views" (N, 2, S, S, C)}: the
+    first `limit` records, unaugmented; two_views adds two fixed random views of each."""
+    source = data_lib.load_source(config, split)
+    count = min(limit, len(source))
+    records = [source[i] for i in range(count)]
+    transform = examples.LabelledImageExample(config.data.image_size)
+    rows = [transform(r, None) for r in records]
+    captions = [_captions(r, config.data.text_field or "captions/text") for r in records]
+    out = {"images": np.stack([r["image"] for r in rows]),
+           "labels": np.stack([r["label"] for r in rows]),
+           "captions": None if any(c is None or not c for c in captions) else captions}
+    if two_views:
+        views = data_lib.make_transform(config, source)
+        pairs = [views(r, np.random.default_rng([config.seed, i])) for i, r in enumerate(records)]
+        out["views"] = np.stack([np.stack([p["view1"], p["view2"]]) for p in pairs])
+    return out
+
+
 def make_evaluator(config: ml_collections.ConfigDict, task, mesh, rules,
                    tokenizer=None) -> Callable | None:
     """evaluate(state) -> {metric name: value}, or None when the config asks for nothing."""
-    images, labels = data_lib.load_labelled_images(
-        config, config.data.eval_split, config.eval.max_examples
-    )
-    embed_images = embed_lib.make_batch_embedder(
-        task.embed_images, mesh, rules, config.eval.batch_size
-    )
-    if config.model.kind == "image_text" and config.eval.zero_shot:
-        embed_texts = embed_lib.make_batch_embedder(
-            task.embed_texts, mesh, rules, config.eval.batch_size
-        )
-        prompts = _class_prompts(config, int(labels.max()) + 1)
+    e, kind = config.eval, config.model.kind
+    image_text = kind == "image_text"
+    use_geometry = e.geometry
+    evaluation = load_eval_split(config, config.data.eval_split, e.max_examples,
+                                 two_views=use_geometry and not image_text)
+    images, labels = evaluation["images"], evaluation["labels"]
+    batched = lambda fn: embed_lib.make_batch_embedder(fn, mesh, rules, e.batch_size)
+    embed_images = batched(task.embed_images)
+    steps = []  # each: (state, image features of the eval split) -> {name: value}
 
-        def evaluate_zero_shot(state):
-            weights = zero_shot.class_weights(
-                lambda tokens: embed_texts(state.params, state.model_state, tokens),
-                tokenizer, prompts,
-            )
-            image_embeddings = embed_images(state.params, state.model_state, images)
-            return {"zero_shot_top1": zero_shot.zero_shot_top1(image_embeddings, labels, weights)}
+    if image_text:
+        embed_texts = batched(task.embed_texts)
+        text_embedder = lambda state: lambda tokens: embed_texts(
+            state.params, state.model_state, tokens)
+        if e.zero_shot:
+            prompts = class_prompts(config, labels)
 
-        return evaluate_zero_shot
-    if config.model.kind == "two_view" and config.eval.knn:
-        ref_images, ref_labels = data_lib.load_labelled_images(
-            config, config.data.train_split, config.eval.max_examples
-        )
+            def zero_shot_step(state, features):
+                weights = zero_shot.class_weights(text_embedder(state), tokenizer, prompts)
+                scores = zero_shot.zero_shot_scores(features, weights)
+                out = {"zero_shot_top1": zero_shot.top1_accuracy(scores, labels)}
+                if len(prompts) > 5:
+                    out["zero_shot_top5"] = zero_shot.topk_accuracy(scores, labels, 5)
+                return out
 
-        def evaluate_knn(state):
-            reference = embed_images(state.params, state.model_state, ref_images)
-            queries = embed_images(state.params, state.model_state, images)
-            return {"knn_top1": knn.knn_top1(reference, ref_labels, queries, labels)}
+            steps.append(zero_shot_step)
+        captions = evaluation["captions"]
+        if (e.retrieval or use_geometry) and captions is None:
+            log.warning("The eval split has no captions under %r: no retrieval or geometry.",
+                        config.data.text_field)
+        elif e.retrieval or use_geometry:
+            texts, image_index, text_index = retrieval.unique_captions(captions)
+            tokens = tokenizer.encode_batch(texts)
+            first_caption = text_index[np.searchsorted(image_index, np.arange(len(images)))]
 
-        return evaluate_knn
-    return None
+            def captions_step(state, features):
+                text_features = embed_texts(state.params, state.model_state, tokens)
+                out = {}
+                if e.retrieval:
+                    out.update(retrieval.image_text_recalls(
+                        features, text_features, image_index, text_index=text_index))
+                if use_geometry:
+                    out.update(geometry.geometry_metrics(features, text_features[first_caption]))
+                return out
+
+            steps.append(captions_step)
+    elif use_geometry:
+        def both_views(params, model_state, views):
+            (x, y), _ = task.embed(params, model_state,
+                                   {"view1": views[:, 0], "view2": views[:, 1]}, train=False)
+            return jnp.concatenate([x, y], axis=1)
+
+        embed_views, views = batched(both_views), evaluation["views"]
+
+        def views_step(state, features):
+            del features
+            pairs = embed_views(state.params, state.model_state, views)
+            x, y = np.split(pairs, 2, axis=1)
+            return geometry.geometry_metrics(x, y)
+
+        steps.append(views_step)
+
+    if e.knn or e.linear_probe:
+        reference = load_eval_split(config, config.data.train_split, e.max_examples)
+        ref_images, ref_labels = reference["images"], reference["labels"]
+
+        def train_features_step(state, features):
+            train_features = embed_images(state.params, state.model_state, ref_images)
+            out = {}
+            if e.knn:
+                out["knn_top1"] = knn.knn_top1(train_features, ref_labels, features, labels)
+                out["knn_weighted_top1"] = knn.knn_top1(
+                    train_features, ref_labels, features, labels,
+                    k=min(e.knn_k, len(ref_labels)), temperature=e.knn_temperature)
+            if e.linear_probe:
+                out.update(linear_probe.linear_probe(
+                    train_features, ref_labels, features, labels,
+                    l2_grid=tuple(e.probe_l2_grid), val_fraction=e.probe_val_fraction,
+                    seed=config.seed))
+            return out
+
+        steps.append(train_features_step)
+
+    if not steps:
+        return None
+
+    def evaluate(state) -> dict[str, float]:
+        features = embed_images(state.params, state.model_state, images)
+        results = {}
+        for step in steps:
+            results.update(step(state, features))
+        return results
+
+    return evaluate

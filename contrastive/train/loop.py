@@ -39,13 +39,16 @@ def _rules(config):
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Trains for config.total_steps, evaluating and checkpointing periodically and at the end.
 
-    Writes metrics.jsonl, eval.jsonl, summary.json and loss/eval PNG plots into workdir
-    (process 0) and checkpoints into workdir/checkpoints (all processes). Returns the summary:
+    Writes config.json, metrics.jsonl, eval.jsonl, summary.json and loss/eval PNG plots into
+    workdir (process 0) and checkpoints into workdir/checkpoints (all processes). Returns the summary:
     final step, loss, last evaluation and wall time of this invocation.
     """
     started = time.time()
     is_writer = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
+    if is_writer:  # what `python -m contrastive.evaluate` rebuilds the run from
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            f.write(config.to_json(indent=1))
     mesh = parallel.make_mesh(dict(config.mesh))
     rules = _rules(config)
     batch_shards = mesh.shape["data"] * mesh.shape["fsdp"]

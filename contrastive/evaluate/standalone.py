@@ -1,0 +1,134 @@
+"""Every evaluator of a run, on one of its saved checkpoints (`python -m contrastive.evaluate`).
+
+The run's workdir holds config.json (written by the training loop) and checkpoints/; the task,
+tokenizer and state layout are rebuilt from the config and the state restored read-only (the
+workdir is never modified, except for the JSON results this writes).
+"""
+import json
+import os
+import time
+
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from contrastive import parallel
+from contrastive.train import data as data_lib
+from contrastive.train import evaluators, init, optim
+from contrastive.train import task as task_lib
+
+
+class EvaluationError(Exception):
+    """A mistake in what was asked (no such workdir, step or class): one line for the user."""
+
+
+def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+    """The config the run in `workdir` was trained with."""
+    if not os.path.isdir(workdir):
+        raise EvaluationError(f"workdir {workdir} does not exist")
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise EvaluationError(f"{workdir} has no config.json: not a workdir written by "
+                              "python -m contrastive.main")
+    with open(path) as f:
+        return ml_collections.ConfigDict(json.load(f))
+
+
+def _manager(workdir: str) -> ocp.CheckpointManager:
+    directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    steps = []
+    if os.path.isdir(directory):
+        manager = ocp.CheckpointManager(
+            directory, item_names=("state", "data"),
+            options=ocp.CheckpointManagerOptions(create=False),
+        )
+        steps = manager.all_steps()
+    if not steps:
+        raise EvaluationError(f"no checkpoint in {directory}: train first (python -m "
+                              "contrastive.main ... --workdir=...), or check the path")
+    return manager
+
+
+def _abstract_state(config, task, tokenizer, mesh, rules):
+    """The TrainState as sharded ShapeDtypeStructs, built as the training loop builds it."""
+    source = data_lib.load_source(config, config.data.eval_split)
+    example = data_lib.make_transform(config, source, tokenizer)(source[0],
+                                                                 np.random.default_rng(0))
+    rows = mesh.shape["data"] * mesh.shape["fsdp"]
+    batch = {k: jax.ShapeDtypeStruct((rows, *np.shape(v)), np.asarray(v).dtype)
+             for k, v in example.items()}
+    optimizer, _ = optim.make_optimizer(config.optimizer, config.total_steps)
+    init_fn = init.make_init_fn(task, optimizer, task.inputs(batch))
+    shardings = init.state_shardings(task, init_fn, task.inputs(batch), mesh, rules)
+    return init.abstract_state(init_fn, shardings)
+
+
+def _every_evaluator(config) -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict(config.to_dict())
+    e = config.eval
+    e.retrieval = e.geometry = e.knn = e.linear_probe = True
+    # zero-shot needs prompts: the digits captions or templates
+    e.zero_shot = bool(e.templates) or (config.data.name == "digits" and not e.class_names)
+    return config
+
+
+def evaluate_checkpoint(workdir: str, step: int | None = None, mesh_shape: dict | None = None):
+    """(step, {metric: value}) of every evaluator on the checkpoint at `step` (None: latest)."""
+    config = _every_evaluator(load_run_config(workdir))
+    manager = _manager(workdir)
+    steps = sorted(manager.all_steps())
+    step = steps[-1] if step is None else step
+    if step not in steps:
+        raise EvaluationError(f"no checkpoint at step {step} in {manager.directory}; "
+                              f"available steps: {', '.join(map(str, steps))}")
+    try:
+        mesh = parallel.make_mesh(dict(mesh_shape or config.mesh))
+    except ValueError as error:
+        raise EvaluationError(f"{error} (pass --mesh='{{\"data\": -1}}' to use every device "
+                              "for data parallelism)") from None
+    rules = (parallel.with_overrides(dict(config.sharding_rules)) if config.sharding_rules
+             else parallel.DEFAULT_RULES)
+    tokenizer = data_lib.make_tokenizer(config) if config.model.kind == "image_text" else None
+    task = task_lib.make_task(config, tokenizer.vocab_size if tokenizer else None)
+    try:
+        evaluate = evaluators.make_evaluator(config, task, mesh, rules, tokenizer)
+    except ValueError as error:  # a config that cannot be evaluated, e.g. classes lacking prompts
+        raise EvaluationError(str(error)) from None
+    abstract = _abstract_state(config, task, tokenizer, mesh, rules)
+    restored = manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+    )
+    manager.close()
+    return step, evaluate(restored.state)
+
+
+def format_table(results: dict[str, float], title: str = "") -> str:
+    """An aligned Markdown table, one metric per row."""
+    def show(value):
+        return f"{value:.4g}" if abs(value) < 1e-3 and value else f"{value:.4f}"
+
+    rows = [(name, show(value)) for name, value in results.items()]
+    width = max([len("metric")] + [len(n) for n, _ in rows])
+    value_width = max([len("value")] + [len(v) for _, v in rows])
+    lines = [title] if title else []
+    lines.append(f"| {'metric'.ljust(width)} | {'value'.rjust(value_width)} |")
+    lines.append(f"|{'-' * (width + 2)}|{'-' * (value_width + 1)}:|")
+    lines += [f"| {n.ljust(width)} | {v.rjust(value_width)} |" for n, v in rows]
+    return "\n".join(lines)
+
+
+def run(workdir: str, step: int | None = None, json_path: str | None = None,
+        mesh_shape: dict | None = None) -> dict:
+    """Evaluates, prints the table and writes {"workdir", "step", "metrics", ...} as JSON."""
+    started = time.time()
+    step, results = evaluate_checkpoint(workdir, step, mesh_shape)
+    record = {"workdir": os.path.abspath(workdir), "step": step, "metrics": results,
+              "wall_time_s": round(time.time() - started, 2)}
+    json_path = json_path or os.path.join(workdir, f"evaluate_step{step}.json")
+    if jax.process_index() == 0:
+        print(format_table(results, f"{workdir}, step {step}"), flush=True)
+        with open(json_path, "w") as f:
+            json.dump(record, f, indent=1)
+        print(f"wrote {json_path}", flush=True)
+    return record
