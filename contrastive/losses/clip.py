@@ -6,10 +6,11 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
-from contrastive.losses import engine
+from contrastive.losses import engine, pallas
 from contrastive.parallel.ring import AxisName
 
 _REDUCTIONS = engine.Reductions(row_lse=True, col_lse=True)
+_PALLAS_TERMS = pallas.Terms(row_lse=True, col_lse=True)
 
 
 def clip_loss(
@@ -19,6 +20,7 @@ def clip_loss(
     *,
     block_size: Optional[int] = None,
     axis_name: AxisName = None,
+    impl: str = "xla",
 ) -> jax.Array:
     """Symmetric InfoNCE of CLIP (Radford et al. 2021, "Learning Transferable Visual Models From
     Natural Language Supervision"), equal to OpenCLIP's `ClipLoss` with `logit_scale=scale`:
@@ -36,13 +38,19 @@ def clip_loss(
       axis_name: inside `shard_map`, the mesh axis (or axes) the batch is split over; x and y
         are then this device's rows and the loss is that of the global batch (a ring, see
         `engine`). `parallel.sharded_loss` wraps this for jitted code.
+      impl: "xla" (the blockwise engine, any backend) or "pallas" (fused kernels, see
+        `losses.pallas`: Triton on GPU, Mosaic on TPU, interpreted on CPU; no axis_name yet).
 
     Returns:
       The scalar loss, float32 (float64 for float64 inputs).
     """
     engine.check_inputs(x, y, scale, None, block_size)
+    pallas.check_impl(impl, axis_name)
     x, y = engine.common_dtype(x, y)
-    stats = engine.pairwise_stats(x, y, scale, None, _REDUCTIONS, block_size, axis_name)
+    if impl == "pallas":
+        stats = pallas.pairwise_stats(x, y, scale, None, _PALLAS_TERMS, block_size=block_size)
+    else:
+        stats = engine.pairwise_stats(x, y, scale, None, _REDUCTIONS, block_size, axis_name)
     positives = positive_scores(x, y, scale)
     return 0.5 * (
         engine.global_mean(stats.row_lse - positives, axis_name)

@@ -6,7 +6,7 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
-from contrastive.losses import engine
+from contrastive.losses import engine, pallas
 from contrastive.parallel.ring import AxisName
 
 
@@ -17,6 +17,7 @@ def _pair_nll(s, row, col):
 
 
 _REDUCTIONS = engine.Reductions(row_sum=_pair_nll)
+_PALLAS_TERMS = pallas.Terms(row_nll=True)
 
 
 def siglip_loss(
@@ -27,6 +28,7 @@ def siglip_loss(
     *,
     block_size: Optional[int] = None,
     axis_name: AxisName = None,
+    impl: str = "xla",
 ) -> jax.Array:
     """Sigmoid loss of SigLIP (Zhai et al. 2023, "Sigmoid Loss for Language Image
     Pre-Training"), equal to OpenCLIP's `SigLipLoss`:
@@ -43,6 +45,8 @@ def siglip_loss(
       block_size: tile edge; None chooses one.
       axis_name: inside `shard_map`, the mesh axis (or axes) the batch is split over (see
         `clip_loss`).
+      impl: "xla" (the blockwise engine, any backend) or "pallas" (fused kernels, see
+        `losses.pallas`: Triton on GPU, Mosaic on TPU, interpreted on CPU; no axis_name yet).
 
     Returns:
       The scalar loss, float32 (float64 for float64 inputs).
@@ -50,7 +54,11 @@ def siglip_loss(
     engine.check_inputs(x, y, scale, bias, block_size)
     if bias is None:
         raise ValueError("siglip_loss needs a scalar bias (SigLIP initialises it to -10).")
+    pallas.check_impl(impl, axis_name)
     x, y = engine.common_dtype(x, y)
-    stats = engine.pairwise_stats(x, y, scale, bias, _REDUCTIONS, block_size, axis_name)
+    if impl == "pallas":
+        stats = pallas.pairwise_stats(x, y, scale, bias, _PALLAS_TERMS, block_size=block_size)
+    else:
+        stats = engine.pairwise_stats(x, y, scale, bias, _REDUCTIONS, block_size, axis_name)
     # -1/N sum_ij log sigmoid(z_ij S_ij) = mean over rows i of row_sum_i.
     return engine.global_mean(stats.row_sum, axis_name)

@@ -1,0 +1,17 @@
+"""Fused Pallas kernels for the loss statistics: each tile of S = scale * X Y^T + bias lives only
+in on-chip memory, between the matmul that forms it and the reductions that consume it.
+
+    pairwise_stats(x, y, scale, bias, Terms(...))   row/column lse and SigLIP sums, differentiable
+    check_impl(impl, axis_name)                     the losses' `impl=` argument, validated
+
+Layout: `tile` (the per-tile math), `forward` (row statistics kernel), `backward` (row gradient
+kernel), `stats` (the custom VJP joining them), `blocks` (block sizes, padding, launch knobs).
+The losses select these kernels with `impl="pallas"`: Triton on GPU, Mosaic on TPU, Pallas'
+interpreter on CPU (slow; for tests). The XLA engine (`losses.engine`) stays the default.
+"""
+from contrastive.losses.pallas.backward import Terms
+from contrastive.losses.pallas.blocks import Blocks
+from contrastive.losses.pallas.select import IMPLS, check_impl
+from contrastive.losses.pallas.stats import Stats, pairwise_stats
+
+__all__ = ["Blocks", "IMPLS", "Stats", "Terms", "check_impl", "pairwise_stats"]

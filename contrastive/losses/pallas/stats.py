@@ -1,0 +1,122 @@
+"""The fused kernels behind one differentiable function: pairwise_stats (a jax.custom_vjp)."""
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from contrastive.losses.pallas import blocks as blocks_lib
+from contrastive.losses.pallas.backward import Terms, row_grads
+from contrastive.losses.pallas.blocks import Blocks
+from contrastive.losses.pallas.forward import row_stats
+
+Array = jax.Array
+
+
+class Stats(NamedTuple):
+    """(N,) statistics of S = scale * X Y^T + bias, in float32 (float64 for float64 inputs), or
+    None where not requested: log-sum-exp and SigLIP nll sums over each row and each column."""
+
+    row_lse: Optional[Array]
+    col_lse: Optional[Array]
+    row_sum: Optional[Array]
+    col_sum: Optional[Array]
+
+
+def pairwise_stats(
+    x: Array,
+    y: Array,
+    scale,
+    bias,
+    terms: Terms,
+    *,
+    block_size: Optional[int] = None,
+    blocks: Optional[Blocks] = None,
+    interpret: Optional[bool] = None,
+    backend: Optional[str] = None,
+) -> Stats:
+    """The `terms` statistics of S = scale * x y^T (+ bias) from the fused Pallas kernels:
+
+        row_lse[i] = log sum_j exp S_ij        col_lse[j] = log sum_i exp S_ij
+        row_sum[i] = sum_j softplus(-z_ij S_ij) col_sum[j] = sum_i softplus(-z_ij S_ij)
+
+    (z_ij = +1 for i == j, else -1: SigLIP's pair loss, Zhai et al. 2023), differentiable in x,
+    y, scale and bias. Memory O(N d); S is never stored, not even one tile in device memory.
+
+    Args:
+      x, y: (N, d) embeddings of one float dtype.
+      scale, bias: scalars; bias may be None (no bias).
+      terms: which statistics to compute.
+      block_size: rows = cols block edge (a power of two >= 16), else the backend's default.
+      blocks: every block size and launch knob (see `Blocks`); overrides block_size.
+      interpret: run the kernels in Pallas' interpreter; None -> only on CPU, where there is no
+        compiled Pallas backend (slow: for tests).
+      backend: the platform the kernels are built for ("gpu": Triton, "tpu": Mosaic, "cpu");
+        None -> jax.default_backend(). Another platform's serves lowering ahead of time.
+    """
+    n, d = x.shape
+    backend = backend or jax.default_backend()
+    fitted = blocks_lib.choose(n, d, block_size, blocks, backend)
+    if interpret is None:
+        interpret = backend == "cpu"
+    dtype = jnp.promote_types(x.dtype, jnp.float32)  # statistics dtype, as in the XLA engine
+    scale = jnp.asarray(scale, dtype)
+    bias = None if bias is None else jnp.asarray(bias, dtype)
+    return _stats(x, y, scale, bias, terms, fitted, interpret, backend)
+
+
+def _forward(x, y, scale, bias, terms: Terms, blocks: Blocks, interpret: bool, backend: str
+             ) -> Stats:
+    n = x.shape[0]
+    a, b = blocks_lib.pad(x, blocks), blocks_lib.pad(y, blocks)
+    kwargs = dict(n=n, blocks=blocks, dtype=scale.dtype, interpret=interpret, backend=backend)
+    none = (None, None)
+    rows = none
+    if terms.row_lse or terms.row_nll:
+        rows = row_stats(a, b, scale, bias, lse=terms.row_lse, nll=terms.row_nll, **kwargs)
+    cols = none
+    if terms.col_lse or terms.col_nll:  # the same kernel on S^T (see forward.py)
+        cols = row_stats(b, a, scale, bias, lse=terms.col_lse, nll=terms.col_nll, **kwargs)
+    real = lambda v: None if v is None else v[:n]
+    return Stats(real(rows[0]), real(cols[0]), real(rows[1]), real(cols[1]))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6, 7))
+def _stats(x, y, scale, bias, terms, blocks, interpret, backend):
+    return _forward(x, y, scale, bias, terms, blocks, interpret, backend)
+
+
+def _stats_fwd(x, y, scale, bias, terms, blocks, interpret, backend):
+    stats = _forward(x, y, scale, bias, terms, blocks, interpret, backend)
+    # Residuals are the unpadded inputs (padding again is one O(N d) copy, and only when N or d
+    # is not a multiple of the blocks) and the O(N) statistics.
+    return stats, (x, y, scale, bias, stats)
+
+
+def _stats_bwd(terms, blocks, interpret, backend, residuals, cotangents):
+    x, y, scale, bias, stats = residuals
+    n, d = x.shape
+    n_pad = blocks.padded_n(n)
+    a, b = blocks_lib.pad(x, blocks), blocks_lib.pad(y, blocks)
+
+    def vec(v):  # padded with zeros: padded entries are masked or dropped in the kernels
+        return None if v is None else blocks_lib.pad_rows(v.astype(scale.dtype), n_pad)
+
+    rows = {"lse": vec(stats.row_lse), "g_lse": vec(cotangents.row_lse),
+            "g_nll": vec(cotangents.row_sum)}
+    cols = {"lse": vec(stats.col_lse), "g_lse": vec(cotangents.col_lse),
+            "g_nll": vec(cotangents.col_sum)}
+    kwargs = dict(n=n, blocks=blocks, dtype=scale.dtype, interpret=interpret, backend=backend)
+    dx, dbias_rows, dscale_rows = row_grads(a, b, scale, bias, rows, cols, terms=terms,
+                                            with_scalars=True, **kwargs)
+    dy = row_grads(b, a, scale, bias, cols, rows, terms=terms.transposed(), with_scalars=False,
+                   **kwargs)
+    # Padded rows carry meaningless partials (their exp's are unmasked): drop them before summing.
+    dscale = jnp.sum(dscale_rows[:, :n])
+    dbias = None if bias is None else jnp.sum(dbias_rows[0, :n])
+    return dx[:n, :d], dy[:n, :d], dscale, dbias
+
+
+_stats.defvjp(_stats_fwd, _stats_bwd)
