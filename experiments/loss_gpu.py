@@ -1,0 +1,365 @@
+"""Fused Pallas kernels vs the XLA engine vs dense: the loss's forward+backward on one accelerator.
+
+    python experiments/loss_gpu.py                  # GPU: N = 8k .. 256k, d = 512, 1024, bf16
+    python experiments/loss_gpu.py --tune           # first pick the Pallas blocks per d
+    python experiments/loss_gpu.py --ns 65536 --ds 1024 --append    # one more point, merged
+    python experiments/loss_gpu.py --fast           # CPU smoke run (Pallas interpreted), seconds
+
+For each (impl, N, d) a fresh process compiles `jit(value_and_grad(loss))` (gradients of x, y,
+scale and, for SigLIP, bias) ahead of time and reports
+  - time_s: median of `repeats` runs after one warm-up run, each ended by block_until_ready;
+  - peak_bytes: the device's peak_bytes_in_use after the runs (inputs included; a fresh process
+    per figure, so nothing else is counted); where the device keeps no statistics (CPU), XLA's
+    count of the compiled program's arguments + outputs + temporaries instead;
+  - TFLOP/s by the model 8 N^2 d FLOPs per step: four N x N x d matmuls (2 N^2 d each), the
+    forward one plus the backward's recompute, dS Y and dS^T X (the issue's yardstick). What each
+    implementation executes differs: dense 6 N^2 d (it keeps S), the XLA engine 8, the Pallas
+    CLIP 12 (a second forward pass for the columns, and two recomputations of S in the backward,
+    one per gradient, instead of atomics) and SigLIP 10; `executed_tflops` counts those;
+  - fraction of peak: model TFLOP/s / --peak_tflops (default 989: one H100 SXM's dense bf16
+    tensor-core peak, without sparsity; an H100 PCIe's is 756).
+Then, at d = 512, N doubles past the sweep until a run fails (out of memory) or reaches
+--max_fit_n (default 2^20, the million-row target): the largest N that fits, per implementation.
+Dense runs whose XLA memory count exceeds the device's are reported as not fitting, unrun.
+Results: experiments/results/loss_gpu.{json,md,png} (--fast: loss_gpu_fast.*, not committed).
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+
+import benchlib
+
+IMPLS = ("xla", "pallas", "dense")
+FULL = dict(ns=[2**k for k in range(13, 19)], ds=[512, 1024], dtype="bfloat16", fit_d=512)
+FAST = dict(ns=[64, 128], ds=[32], dtype="bfloat16", fit_d=32)
+# N^2 d multiples each implementation executes per step (see the docstring).
+EXECUTED = {("dense", "clip"): 6, ("dense", "siglip"): 6, ("xla", "clip"): 8,
+            ("xla", "siglip"): 8, ("pallas", "clip"): 12, ("pallas", "siglip"): 10}
+# Candidates for --tune (untried on hardware when written): rows, cols, depth, out, warps, stages.
+TUNE_CANDIDATES = [
+    "rows=64,cols=64,depth=64,num_warps=4,num_stages=2",
+    "rows=128,cols=64,depth=64,num_warps=8,num_stages=2",
+    "rows=64,cols=128,depth=64,num_warps=8,num_stages=3",
+    "rows=32,cols=128,depth=64,num_warps=4,num_stages=3",
+    "rows=128,cols=128,depth=64,out=256,num_warps=8,num_stages=3",
+    "rows=64,cols=64,depth=128,out=256,num_warps=4,num_stages=3",
+]
+
+
+def parse_blocks(spec: str):
+    """"rows=64,cols=64,out=256" -> pallas.Blocks; "" -> None (the backend's defaults)."""
+    from contrastive.losses import pallas
+
+    if not spec:
+        return None
+    fields = dict(kv.split("=") for kv in spec.split(","))
+    return pallas.Blocks(**{k: None if v == "None" else int(v) for k, v in fields.items()}).check()
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker: one figure, in its own process.
+
+
+def worker(spec: dict) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    from contrastive.losses import clip_loss, reference, siglip_loss
+    from contrastive.losses.pallas import blocks as pallas_blocks
+
+    impl, loss, n, d = spec["impl"], spec["loss"], spec["n"], spec["d"]
+    backend = jax.default_backend()
+    blocks = parse_blocks(spec.get("blocks", ""))
+    if blocks is not None:  # the losses take Pallas blocks from this table of defaults
+        pallas_blocks.DEFAULT_BLOCKS[backend] = blocks
+    fitted = pallas_blocks.choose(n, d, backend=backend)
+
+    fns = {
+        ("dense", "clip"): lambda x, y, s, b: reference.clip_loss_dense(x, y, s),
+        ("dense", "siglip"): reference.siglip_loss_dense,
+        ("xla", "clip"): lambda x, y, s, b: clip_loss(x, y, s),
+        ("xla", "siglip"): siglip_loss,
+        ("pallas", "clip"): lambda x, y, s, b: clip_loss(x, y, s, impl="pallas"),
+        ("pallas", "siglip"): lambda x, y, s, b: siglip_loss(x, y, s, b, impl="pallas"),
+    }
+    dtype = jnp.dtype(spec["dtype"])
+
+    @jax.jit
+    def embeddings(key):  # made on the device: a million rows never pass through the host
+        x, y = jax.random.normal(key, (2, n, d), jnp.float32)
+        y = x + 2.0 * y  # loosely paired, as in the tests
+        unit = lambda a: (a / jnp.linalg.norm(a, axis=1, keepdims=True)).astype(dtype)
+        return unit(x), unit(y)
+
+    args = (*embeddings(jax.random.key(0)), jnp.float32(10.0), jnp.float32(-10.0))
+    step = jax.jit(jax.value_and_grad(fns[impl, loss], argnums=(0, 1, 2, 3)))
+    start = time.perf_counter()
+    try:
+        compiled = step.lower(*args).compile()
+    except Exception as e:  # noqa: BLE001 - any failure to build is a result, not a crash
+        return {"error": f"compile: {type(e).__name__}: {str(e)[:300]}"}
+    row = {"compile_s": time.perf_counter() - start, **benchlib.memory_analysis(compiled)}
+    if impl == "pallas":
+        row["blocks"] = {k: getattr(fitted, k) for k in ("rows", "cols", "depth", "out",
+                                                         "num_warps", "num_stages")}
+    device = jax.devices()[0]
+    mem = device.memory_stats() or {}
+    limit = mem.get("bytes_limit")
+    if limit and row["total_bytes"] > limit:
+        return row | {"skipped": "XLA's memory count exceeds the device's"}
+
+    def run():
+        jax.block_until_ready(compiled(*args))
+
+    try:
+        run()  # warm-up (autotuning, allocation)
+        times = []
+        for _ in range(spec["repeats"]):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+    except Exception as e:  # noqa: BLE001 - out of memory is a result here
+        return row | {"error": f"run: {type(e).__name__}: {str(e)[:300]}"}
+    mem = device.memory_stats() or {}
+    t = statistics.median(times)
+    model_flops = 8 * n * n * d
+    executed = EXECUTED[impl, loss] * n * n * d
+    if impl == "pallas":  # out < d recomputes S d / out times in each backward kernel
+        chunks = fitted.padded_d(d) // fitted.out
+        executed += (2 * chunks - 2) * 2 * n * n * d
+    return row | {
+        "time_s": t,
+        "times_s": times,
+        "peak_bytes": mem.get("peak_bytes_in_use", row["total_bytes"]),
+        "peak_source": "device" if "peak_bytes_in_use" in mem else "xla",
+        "model_tflops": model_flops / t / 1e12,
+        "executed_tflops": executed / t / 1e12,
+        "device": benchlib.device_description(),
+        "backend": backend,
+    }
+
+
+def info() -> dict:
+    import jax
+
+    return {"backend": jax.default_backend(), "device": benchlib.device_description()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver.
+
+
+def run_case(impl, loss, n, d, dtype, repeats, blocks, search=False) -> dict:
+    spec = dict(impl=impl, loss=loss, n=n, d=d, dtype=dtype, repeats=repeats, blocks=blocks)
+    try:
+        out = benchlib.run_in_subprocess(__file__, [json.dumps(spec)], env_extra=_WORKER_ENV)
+    except Exception as e:  # noqa: BLE001 - e.g. a timeout
+        out = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+    row = {"impl": impl, "loss": loss, "n": n, "d": d, "dtype": dtype, "search": search} | out
+    printable = {k: v for k, v in row.items() if k not in ("times_s", "device")}
+    print(json.dumps(printable), flush=True)
+    return row
+
+
+# On a GPU each worker may use nearly all of the device (JAX preallocates 75% by default).
+_WORKER_ENV = {"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.95"}
+
+
+def tune(args, cfg) -> dict:
+    """{d: blocks spec}: the fastest Pallas CLIP step at N = --tune_n among the candidates."""
+    best = {}
+    for d in cfg["ds"]:
+        rows = [run_case("pallas", "clip", args.tune_n, d, cfg["dtype"], 3, c)
+                for c in args.tune_candidates]
+        timed = [(r["time_s"], c) for r, c in zip(rows, args.tune_candidates) if "time_s" in r]
+        best[d] = min(timed)[1] if timed else ""
+        print(f"d={d}: best blocks {best[d] or 'defaults'}", flush=True)
+    return best
+
+
+def fits(row) -> bool:
+    return "time_s" in row
+
+
+def largest_fitting(rows, impl, d):
+    ok = [r["n"] for r in rows if r["impl"] == impl and r["d"] == d and fits(r)]
+    return max(ok) if ok else None
+
+
+def to_markdown(rows, meta) -> str:
+    peak = meta["peak_tflops"]
+    lines = [
+        f"Loss forward+backward (grads of x, y, scale, bias), {meta['dtype']}, "
+        f"{meta['device']}. Command: `{meta['command']}`.",
+        "",
+        f"TFLOP/s by the model 8 N^2 d per step; fraction of a {peak:g} TFLOP/s peak "
+        f"({meta['peak_note']}). Executed TFLOP/s counts what each implementation runs "
+        "(dense 6 N^2 d, XLA engine 8, Pallas CLIP 12, Pallas SigLIP 10).",
+        "",
+        "| loss | d | N | impl | time (ms) | peak memory (MiB) | TFLOP/s (model) "
+        "| fraction of peak | executed TFLOP/s | note |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
+    key = lambda r: (r["loss"], r["d"], r["n"], IMPLS.index(r["impl"]))
+    for r in sorted(rows, key=key):
+        t = r.get("time_s")
+        note = "largest-N search" if r.get("search") else ""
+        if r.get("peak_source") == "xla":
+            note = (note + "; " if note else "") + "memory: XLA's count (no device statistics)"
+        if "skipped" in r:
+            note = "does not fit (XLA's count: " + benchlib.mib(r["total_bytes"]) + " MiB)"
+        elif "error" in r:
+            note = "failed: " + r["error"].splitlines()[-1][:80].replace("|", "/")
+        lines.append(
+            f"| {r['loss']} | {r['d']} | {r['n']} | {r['impl']} "
+            f"| {'-' if t is None else f'{1e3 * t:.1f}'} | {benchlib.mib(r.get('peak_bytes'))} "
+            f"| {_fmt(r.get('model_tflops'))} "
+            f"| {_fmt(r.get('model_tflops') and r['model_tflops'] / peak, '.1%')} "
+            f"| {_fmt(r.get('executed_tflops'))} | {note} |"
+        )
+    lines += ["", "Largest N that ran (powers of two, searched at d = "
+              f"{meta['fit_d']} up to {meta['max_fit_n']}):", ""]
+    for loss in sorted({r["loss"] for r in rows}):
+        found = {impl: largest_fitting([r for r in rows if r["loss"] == loss], impl,
+                                       meta["fit_d"]) for impl in IMPLS}
+        lines.append(f"- {loss}: " + ", ".join(f"{impl} {n or '-'}" for impl, n in found.items()))
+    target = [r for r in rows if r["impl"] == "pallas" and r["loss"] == "clip"
+              and r["n"] == 65536 and r["d"] == 1024 and "model_tflops" in r]
+    if target:
+        lines += ["", f"Target (Pallas CLIP, N = 65,536, d = 1,024, >= 50% of peak): "
+                      f"{target[0]['model_tflops'] / peak:.1%}."]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(v, spec=".3g"):
+    return "-" if v is None else format(v, spec)
+
+
+def plot(rows, path, title, peak):
+    import matplotlib.pyplot as plt
+
+    widths = sorted({r["d"] for r in rows})
+    on_device = all(r.get("peak_source") == "device" for r in rows if fits(r))
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    styles = {"dense": ("o", "C0"), "xla": ("s", "C1"), "pallas": ("^", "C2")}
+    for loss, dash in (("clip", "-"), ("siglip", ":")):
+        for d in widths:
+            for impl, (marker, color) in styles.items():
+                sweep = sorted((r["n"], r) for r in rows if r["impl"] == impl and r["d"] == d
+                               and r["loss"] == loss and fits(r))
+                if not sweep:
+                    continue
+                label = f"{impl} {loss}, d={d}"
+                first = d == widths[0]  # filled markers for the narrower embeddings
+                line = dict(marker=marker, color=color, ls=dash, alpha=1.0 if first else 0.6,
+                            mfc=color if first else "white", label=label)
+                ns = [n for n, _ in sweep]
+                axes[0].plot(ns, [r["time_s"] for _, r in sweep], **line)
+                axes[1].plot(ns, [r["peak_bytes"] / 2**20 for _, r in sweep], **line)
+                axes[2].plot(ns, [r["model_tflops"] for _, r in sweep], **line)
+    if on_device:  # a CPU smoke run is nowhere near an accelerator's peak
+        axes[2].axhline(0.5 * peak, color="grey", ls="--", lw=1, label="50% of peak")
+    benchlib.log_log_axes([(axes[0], "forward+backward time (s)"),
+                           (axes[1], "peak device memory (MiB)" if on_device
+                            else "XLA's memory count (MiB)"),
+                           (axes[2], "TFLOP/s (model 8 N^2 d)")], "batch size N")
+    for ax in axes:
+        ax.legend(fontsize=6)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main():
+    parser = benchlib.arg_parser(__doc__, worker_fields=1)
+    parser.add_argument("--loss", nargs="+", default=["clip"], choices=["clip", "siglip"])
+    parser.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
+    parser.add_argument("--ns", nargs="+", type=int, help="batch sizes (default 8k .. 256k)")
+    parser.add_argument("--ds", nargs="+", type=int, help="embedding widths (default 512 1024)")
+    parser.add_argument("--peak_tflops", type=float, default=989.0,
+                        help="the device's dense bf16 peak (default: H100 SXM, 989)")
+    parser.add_argument("--max_fit_n", type=int, default=None,
+                        help="largest N tried by the fit search (default 2^20; 0: no search)")
+    parser.add_argument("--blocks", default="", help='Pallas blocks, e.g. "rows=64,cols=64,out=256"')
+    parser.add_argument("--tune", action="store_true", help="pick the Pallas blocks per d first")
+    parser.add_argument("--tune_n", type=int, default=16384)
+    parser.add_argument("--tune_candidates", nargs="+", default=TUNE_CANDIDATES)
+    parser.add_argument("--append", action="store_true",
+                        help="merge into the existing results (same case: replaced)")
+    parser.add_argument("--allow_cpu", action="store_true",
+                        help="run the full sizes even without an accelerator (interpreted Pallas)")
+    args = parser.parse_args()
+    if args.worker:
+        spec = json.loads(args.worker[0])
+        print(json.dumps(info() if spec.get("info") else worker(spec)))
+        return
+
+    cfg = dict(FAST if args.fast else FULL)
+    if args.fast:  # Pallas runs interpreted on CPU
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    else:  # let each worker find the accelerator (benchlib defaults workers to CPU)
+        os.environ.setdefault("JAX_PLATFORMS", "")
+    host = benchlib.run_in_subprocess(__file__, [json.dumps({"info": True})])
+    if "error" in host:
+        raise SystemExit(f"could not start JAX: {host['error']}")
+    if host["backend"] == "cpu" and not (args.fast or args.allow_cpu):
+        raise SystemExit("No accelerator: this benchmark is for a GPU (Pallas is interpreted on "
+                         "CPU, hopelessly slowly). Use --fast for a CPU smoke run.")
+    ns, ds = args.ns or cfg["ns"], args.ds or cfg["ds"]
+    max_fit_n = args.max_fit_n if args.max_fit_n is not None else (
+        256 if args.fast else 2**20)
+    repeats = args.repeats or (2 if args.fast else 5)
+    blocks = {d: args.blocks for d in ds}
+    if args.tune and "pallas" in args.impls:
+        blocks = tune(args, dict(cfg, ds=ds))
+
+    rows = []
+    for loss in args.loss:
+        for d in ds:
+            for n in ns:
+                for impl in args.impls:
+                    rows.append(run_case(impl, loss, n, d, cfg["dtype"], repeats, blocks[d]))
+        # The largest N that fits, by doubling past the sweep at fit_d (one timed run each).
+        fit_d = cfg["fit_d"] if cfg["fit_d"] in ds else ds[0]
+        for impl in args.impls:
+            start = largest_fitting([r for r in rows if r["loss"] == loss], impl, fit_d)
+            if start is None or start < max(ns):
+                continue  # it already failed within the sweep
+            n = 2 * start
+            while n <= max_fit_n:
+                row = run_case(impl, loss, n, fit_d, cfg["dtype"], 1, blocks.get(fit_d, ""),
+                               search=True)
+                rows.append(row)
+                if not fits(row):
+                    break
+                n *= 2
+
+    stem = "loss_gpu_fast" if args.fast else "loss_gpu"
+    if args.append and (args.out / f"{stem}.json").exists():
+        old = json.loads((args.out / f"{stem}.json").read_text())["rows"]
+        case = lambda r: (r["impl"], r["loss"], r["n"], r["d"])
+        new_cases = {case(r) for r in rows}
+        rows = [r for r in old if case(r) not in new_cases] + rows
+    meta = {
+        "command": "python experiments/loss_gpu.py" + (" --fast" if args.fast else ""),
+        "device": host["device"],
+        "dtype": cfg["dtype"],
+        "peak_tflops": args.peak_tflops,
+        "peak_note": "H100 SXM dense bf16, no sparsity" if args.peak_tflops == 989.0
+        else "given by --peak_tflops",
+        "flop_model": "8 N^2 d per forward+backward step",
+        "fit_d": cfg["fit_d"],
+        "max_fit_n": max_fit_n,
+        "blocks": {str(d): b or "defaults" for d, b in blocks.items()},
+    }
+    title = f"Contrastive loss fwd+bwd, {cfg['dtype']} ({host['device']})"
+    benchlib.write_results(args.out, stem, meta, rows, to_markdown(rows, meta),
+                           lambda p: plot(rows, p, title, args.peak_tflops))
+
+
+if __name__ == "__main__":
+    main()
