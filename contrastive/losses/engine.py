@@ -53,7 +53,8 @@ Array = jax.Array
 DEFAULT_BLOCK_SIZE = {"cpu": 512}
 ACCELERATOR_BLOCK_SIZE = 4096
 
-__all__ = ["PairFn", "Reductions", "Side", "Stats", "pairwise_stats", "global_mean"]
+__all__ = ["PairFn", "Reductions", "Side", "Stats", "pairwise_stats", "global_mean", "global_sum",
+           "global_logsumexp", "global_batch_size"]
 
 
 def stats_dtype(dtype) -> jnp.dtype:
@@ -149,6 +150,26 @@ def global_mean(v: Array, axis_name: AxisName = None) -> Array:
     if axis_name is not None:
         total = jax.lax.psum(total, axis_name)
     return total / (v.shape[0] * ring_size(axis_name))
+
+
+def global_sum(v: Array, axis_name: AxisName = None) -> Array:
+    """Sum of a per-row vector over the global batch."""
+    total = jnp.sum(v)
+    return total if axis_name is None else jax.lax.psum(total, axis_name)
+
+
+def global_logsumexp(v: Array, axis_name: AxisName = None) -> Array:
+    """log sum_i exp(v_i) over the global batch, shifted by the global max for stability."""
+    top = jax.lax.stop_gradient(jnp.max(v))
+    if axis_name is not None:
+        top = jax.lax.pmax(top, axis_name)
+    top = jnp.where(jnp.isfinite(top), top, 0)
+    return top + jnp.log(global_sum(jnp.exp(v - top), axis_name))
+
+
+def global_batch_size(n: int, axis_name: AxisName = None) -> int:
+    """N, the global batch, from this device's n rows."""
+    return n * ring_size(axis_name)
 
 
 # The custom VJP: the forward sweep saves only its inputs and the (N,) statistics.

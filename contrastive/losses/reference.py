@@ -21,3 +21,131 @@ def siglip_loss_dense(x, y, scale, bias):
     logits = scale * x @ y.T + bias
     z = 2 * jnp.eye(x.shape[0], dtype=logits.dtype) - 1
     return -jnp.sum(jax.nn.log_sigmoid(z * logits)) / x.shape[0]
+
+
+def supcon_loss_dense(z, labels, scale, decoupled=False):
+    """SupCon L_out over anchors with a positive; `decoupled` drops positives from denominators."""
+    logits = scale * z @ z.T
+    n = z.shape[0]
+    not_self = ~jnp.eye(n, dtype=bool)
+    positive = (labels[:, None] == labels[None, :]) & not_self
+    in_denominator = not_self & ~positive if decoupled else not_self
+    log_denominator = jax.nn.logsumexp(jnp.where(in_denominator, logits, -jnp.inf), axis=1)
+    log_denominator = jnp.where(jnp.isfinite(log_denominator), log_denominator, 0)
+    count = positive.sum(axis=1)
+    mean_positive = jnp.where(positive, logits, 0).sum(axis=1) / jnp.maximum(count, 1)
+    has = count > 0
+    return jnp.sum(jnp.where(has, log_denominator - mean_positive, 0)) / jnp.maximum(has.sum(), 1)
+
+
+def ntxent_loss_dense(views, scale, decoupled=False):
+    """SimCLR NT-Xent on V views: -log softmax over k != a of the anchor-positive logit,
+    averaged over every ordered (anchor, other view of its sample) pair."""
+    v, n, d = views.shape
+    z = views.reshape(v * n, d)
+    logits = scale * z @ z.T
+    sample = jnp.tile(jnp.arange(n), v)
+    same = sample[:, None] == sample[None, :]
+    not_self = ~jnp.eye(v * n, dtype=bool)
+    keep = not_self & ~same if decoupled else not_self
+    log_denominator = jax.nn.logsumexp(jnp.where(keep, logits, -jnp.inf), axis=1, keepdims=True)
+    log_denominator = jnp.where(jnp.isfinite(log_denominator), log_denominator, 0)
+    pairs = same & not_self
+    return jnp.sum(jnp.where(pairs, log_denominator - logits, 0)) / pairs.sum()
+
+
+def dcl_loss_dense(x, y, scale, sigma=None):
+    """DCL / DCLW: InfoNCE without the positive in the denominators, both directions."""
+    logits = scale * x @ y.T
+    n = x.shape[0]
+    off = ~jnp.eye(n, dtype=bool)
+    positive = jnp.diag(logits)
+    weight = 1.0
+    if sigma is not None:
+        weight = 2 - n * jax.nn.softmax(jnp.sum(x * y, axis=1) / sigma)
+    rows = jax.nn.logsumexp(jnp.where(off, logits, -jnp.inf), axis=1)
+    cols = jax.nn.logsumexp(jnp.where(off, logits, -jnp.inf), axis=0)
+    rows, cols = (jnp.where(jnp.isfinite(v), v, 0) for v in (rows, cols))
+    return 0.5 * (jnp.mean(rows - weight * positive) + jnp.mean(cols - weight * positive))
+
+
+def hard_negative_loss_dense(x, y, scale, beta, tau_plus=0.0):
+    """HCL as in Robinson et al.'s code: importance weights neg^beta, debiased, clamped."""
+    n = x.shape[0]
+    m = n - 1
+    if m == 0:  # no negatives: N_g = 0 and the loss is -log 1
+        return 0.0 * jnp.sum(x * y) * scale
+    off = ~jnp.eye(n, dtype=bool)
+
+    def direction(logits):
+        pos = jnp.exp(jnp.diag(logits))
+        neg = jnp.where(off, jnp.exp(logits), 0)
+        imp = jnp.where(off, jnp.exp(beta * logits), 0)
+        reweighted = (imp * neg).sum(axis=1) / (imp.sum(axis=1) / m)
+        ng = (-tau_plus * m * pos + reweighted) / (1 - tau_plus)
+        ng = jnp.maximum(ng, m * jnp.exp(-scale))
+        return jnp.mean(-jnp.log(pos / (pos + ng)))
+
+    logits = scale * x @ y.T
+    return 0.5 * (direction(logits) + direction(logits.T))
+
+
+def cwcl_loss_dense(x, y, scale, frozen):
+    """CWCL: cross-entropies against the soft targets W = (1 + U U^T) / 2, both directions."""
+    u = frozen / jnp.linalg.norm(frozen, axis=1, keepdims=True)
+    w = 0.5 * (1 + u @ u.T)
+    logits = scale * x @ y.T
+    rows = -jnp.sum(w * jax.nn.log_softmax(logits, axis=1), axis=1) / w.sum(axis=1)
+    cols = -jnp.sum(w * jax.nn.log_softmax(logits, axis=0), axis=0) / w.sum(axis=0)
+    return 0.5 * (jnp.mean(rows) + jnp.mean(cols))
+
+
+def alignment_dense(x, y, alpha=2.0):
+    unit = lambda a: a / jnp.linalg.norm(a, axis=1, keepdims=True)
+    return jnp.mean(jnp.linalg.norm(unit(x) - unit(y), axis=1) ** alpha)
+
+
+def uniformity_dense(z, t=2.0):
+    """log mean over i != j of exp(-t ||z_i - z_j||^2), unit rows."""
+    z = z / jnp.linalg.norm(z, axis=1, keepdims=True)
+    squared = jnp.sum((z[:, None, :] - z[None, :, :]) ** 2, axis=-1)
+    n = z.shape[0]
+    off = ~jnp.eye(n, dtype=bool)
+    return jnp.log(jnp.sum(jnp.where(off, jnp.exp(-t * squared), 0)) / (n * (n - 1)))
+
+
+def auc_loss_dense(x, y, scale, surrogate="logistic", margin=0.0):
+    logits = scale * x @ y.T
+    n = x.shape[0]
+    off = ~jnp.eye(n, dtype=bool)
+    pos = jnp.diag(logits)
+    if surrogate == "logistic":
+        l = lambda gap: jnp.log1p(jnp.exp(margin - gap))
+    else:
+        l = lambda gap: jnp.maximum(margin - gap, 0) ** 2
+    rows = jnp.where(off, l(pos[:, None] - logits), 0).sum()
+    cols = jnp.where(off, l(pos[None, :] - logits), 0).sum()
+    return 0.5 * (rows + cols) / (n * max(n - 1, 1))
+
+
+def isogclr_loss_dense(x, y, tau_x, tau_y, u_x, u_y, gamma, rho):
+    """iSogCLR in linear space: (value, gradient surrogate, new u_x, new u_y); u = 0: unseen.
+
+    value = mean tau_i (log g_i + rho) per side; the surrogate's gradient is the estimator's:
+    tau/u grad g for the embeddings and log u + rho + tau/u dg/dtau for the temperatures."""
+    logits = x @ y.T
+    n = x.shape[0]
+    off = ~jnp.eye(n, dtype=bool)
+    pos = jnp.diag(logits)
+    sg = jax.lax.stop_gradient
+
+    def side(gaps, tau, u_old):
+        g = jnp.sum(jnp.where(off, jnp.exp(gaps / tau[:, None]), 0), axis=1) / max(n - 1, 1)
+        u = (1 - gamma) * u_old + gamma * sg(g)
+        value = jnp.mean(tau * (jnp.log(g) + rho))
+        surrogate = jnp.mean(sg(tau / u) * g + tau * sg(jnp.log(u) + rho))
+        return value, surrogate, u
+
+    v1, s1, u_x = side(logits - pos[:, None], tau_x, u_x)
+    v2, s2, u_y = side(logits.T - pos[:, None], tau_y, u_y)
+    return v1 + v2, s1 + s2, u_x, u_y
