@@ -1,7 +1,7 @@
-"""Zero-shot classification and nearest neighbours on hand-made embeddings."""
+"""Zero-shot classification (and 1-NN) on hand-made embeddings and against scikit-learn."""
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score
+from sklearn.metrics import accuracy_score, top_k_accuracy_score
 
 from contrastive.evaluate import knn, zero_shot
 
@@ -59,3 +59,30 @@ def test_knn_takes_the_nearest_label_by_cosine():
     assert knn.knn_top1(reference, reference_labels, queries, np.array([0, 1, 2])) == 1.0
     # k = 3 majority: every query sees all three labels once; the nearest breaks the tie.
     assert knn.knn_top1(reference, reference_labels, queries, np.array([0, 1, 2]), k=3) == 1.0
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_topk_accuracy_matches_scikit_learn(k):
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=(80, 10))
+    labels = rng.integers(0, 10, size=80)
+    expected = top_k_accuracy_score(labels, scores, k=k, labels=np.arange(10))
+    assert zero_shot.topk_accuracy(scores, labels, k) == pytest.approx(expected)
+    assert 0 < expected < 1
+
+
+def test_zero_shot_scores_are_cosines_to_the_class_weights():
+    rng = np.random.default_rng(2)
+    images, weights = rng.normal(size=(6, 4)), rng.normal(size=(3, 4))
+    weights /= np.linalg.norm(weights, axis=1, keepdims=True)
+    expected = [[a @ w / np.linalg.norm(a) for w in weights] for a in images]
+    np.testing.assert_allclose(zero_shot.zero_shot_scores(images, weights), expected, rtol=1e-12)
+
+
+def test_classes_missing_from_the_prompts_are_named():
+    names = ["zero", "one", "two", "three"]
+    with pytest.raises(ValueError, match=r"2 classes missing .* 2 \('two'\), 3 \('three'\)"):
+        zero_shot.check_prompt_classes(np.array([0, 3, 1, 2, 3]), 2, names)
+    with pytest.raises(ValueError, match="missing from the prompts"):
+        zero_shot.zero_shot_top1(np.ones((2, 3)), np.array([0, 1]), np.ones((1, 3)))
+    zero_shot.check_prompt_classes(np.array([0, 1, 1]), 2)  # every class covered: no error
