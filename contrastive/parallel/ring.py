@@ -77,31 +77,46 @@ def _axes(axis_name):
 
 
 def sharded_loss(loss_fn: Callable, mesh, batch_axes: Sequence[str] = BATCH_AXES):
-    """`loss_fn(x, y, *scalars, axis_name=...)` as a function of global (N, d) arrays, for jit.
+    """`loss_fn(x, y, *scalars, axis_name=..., **per_example)` as a function of global arrays,
+    for jit.
 
-    x and y are split over `batch_axes` (replicated over the other mesh axes); the scalars
-    (scale, bias) are replicated. Inside, each device runs the ring form of the loss on its
-    N / P rows; the result is the loss of the whole batch, replicated.
+    x, y and the keyword `per_example` pytrees (labels, frozen embeddings, per-example
+    temperatures: leading axis N) are split over `batch_axes` (replicated over the other mesh
+    axes); the positional scalars (scale, bias) are replicated. Inside, each device runs the
+    ring form of the loss on its N / P rows. The loss's outputs are replicated, except arrays
+    with N rows (e.g. iSogCLR's per-example estimates), which come back split like x.
     """
     batch_axes = tuple(a for a in batch_axes if a in mesh.shape)
     num_shards = 1
     for axis in batch_axes:
         num_shards *= mesh.shape[axis]
+    rows, replicated = PartitionSpec(batch_axes), PartitionSpec()
 
-    def loss(x, y, *scalars, **kwargs):
-        for name, a in (("x", x), ("y", y)):
-            if jnp.ndim(a) < 1 or jnp.shape(a)[0] % num_shards:
+    def loss(x, y, *scalars, **per_example):
+        n = jnp.shape(x)[0] if jnp.ndim(x) else None
+        for name, a in [("x", x), ("y", y)] + [
+            (f"{key} leaf", leaf) for key, tree in per_example.items()
+            for leaf in jax.tree.leaves(tree)
+        ]:
+            if jnp.ndim(a) < 1 or jnp.shape(a)[0] % num_shards or jnp.shape(a)[0] != n:
                 raise ValueError(
-                    f"the global batch of {name} (shape {jnp.shape(a)}) must divide "
-                    f"evenly over the {num_shards} batch shards of mesh axes {batch_axes} "
-                    f"(mesh {dict(mesh.shape)}); choose a batch size that is a multiple of "
-                    f"{num_shards}"
+                    f"the global batch of {name} (shape {jnp.shape(a)}) must divide evenly over "
+                    f"the {num_shards} batch shards of mesh axes {batch_axes} (mesh "
+                    f"{dict(mesh.shape)}) and have the {n} rows of x; choose a batch size that "
+                    f"is a multiple of {num_shards}"
                 )
-        rows, replicated = PartitionSpec(batch_axes), PartitionSpec()
-        body = lambda x, y, *s: loss_fn(x, y, *s, axis_name=batch_axes, **kwargs)
+        keys = sorted(per_example)
+
+        def body(x, y, scalars, extras):
+            return loss_fn(x, y, *scalars, axis_name=batch_axes, **dict(zip(keys, extras)))
+
+        out_shape = jax.eval_shape(
+            lambda *a: loss_fn(*a[:2], *a[2], **dict(zip(keys, a[3]))),
+            x, y, scalars, [per_example[k] for k in keys])
+        out_specs = jax.tree.map(
+            lambda o: rows if o.ndim and o.shape[0] == n else replicated, out_shape)
         return jax.shard_map(
-            body, mesh=mesh, in_specs=(rows, rows) + (replicated,) * len(scalars),
-            out_specs=replicated,
-        )(x, y, *scalars)
+            body, mesh=mesh, in_specs=(rows, rows, replicated, rows), out_specs=out_specs,
+        )(x, y, scalars, [per_example[k] for k in keys])
 
     return loss
