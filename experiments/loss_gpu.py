@@ -25,6 +25,7 @@ Results: experiments/results/loss_gpu.{json,md,png} (--fast: loss_gpu_fast.*, no
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -38,14 +39,16 @@ FAST = dict(ns=[64, 128], ds=[32], dtype="bfloat16", fit_d=32)
 # N^2 d multiples each implementation executes per step (see the docstring).
 EXECUTED = {("dense", "clip"): 6, ("dense", "siglip"): 6, ("xla", "clip"): 8,
             ("xla", "siglip"): 8, ("pallas", "clip"): 12, ("pallas", "siglip"): 10}
-# Candidates for --tune (untried on hardware when written): rows, cols, depth, out, warps, stages.
+# Candidates for --tune (untried on hardware when written): "" is the GPU defaults (see
+# contrastive/losses/pallas/blocks.py); the others trade the backward's (grad_rows x out) float32
+# accumulator against matmul size and recomputation.
 TUNE_CANDIDATES = [
-    "rows=64,cols=64,depth=64,num_warps=4,num_stages=2",
-    "rows=128,cols=64,depth=64,num_warps=8,num_stages=2",
-    "rows=64,cols=128,depth=64,num_warps=8,num_stages=3",
-    "rows=32,cols=128,depth=64,num_warps=4,num_stages=3",
-    "rows=128,cols=128,depth=64,out=256,num_warps=8,num_stages=3",
-    "rows=64,cols=64,depth=128,out=256,num_warps=4,num_stages=3",
+    "",
+    "rows=128,cols=128,depth=64,grad_rows=32,grad_cols=64,num_warps=8,num_stages=3",
+    "rows=128,cols=64,depth=64,grad_rows=16,grad_cols=64,num_warps=4,num_stages=3",
+    "rows=64,cols=128,depth=128,grad_rows=32,grad_cols=128,num_warps=8,num_stages=2",
+    "rows=128,cols=128,depth=64,grad_rows=64,grad_cols=64,out=256,num_warps=8,num_stages=3",
+    "rows=128,cols=128,depth=64,grad_rows=128,grad_cols=64,out=128,num_warps=8,num_stages=2",
 ]
 
 
@@ -103,8 +106,7 @@ def worker(spec: dict) -> dict:
         return {"error": f"compile: {type(e).__name__}: {str(e)[:300]}"}
     row = {"compile_s": time.perf_counter() - start, **benchlib.memory_analysis(compiled)}
     if impl == "pallas":
-        row["blocks"] = {k: getattr(fitted, k) for k in ("rows", "cols", "depth", "out",
-                                                         "num_warps", "num_stages")}
+        row["blocks"] = dataclasses.asdict(fitted)
     device = jax.devices()[0]
     mem = device.memory_stats() or {}
     limit = mem.get("bytes_limit")
@@ -169,7 +171,8 @@ _WORKER_ENV = {"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.95"}
 
 
 def tune(args, cfg) -> dict:
-    """{d: blocks spec}: the fastest Pallas CLIP step at N = --tune_n among the candidates."""
+    """{d: blocks spec}: the fastest Pallas CLIP step at N = --tune_n among the candidates (each
+    a few seconds of compiling and running: about a minute per d on an H100)."""
     best = {}
     for d in cfg["ds"]:
         rows = [run_case("pallas", "clip", args.tune_n, d, cfg["dtype"], 3, c)

@@ -56,8 +56,8 @@ def test_float64_matches_reference(n, d, block_size, scale):
 
 def test_chunked_depth_and_output_match_reference():
     """d split into depth chunks for the scores and output chunks for the gradient (the large-d
-    path on GPU), rows != cols, with padding of N and of d."""
-    blocks = pallas.Blocks(rows=32, cols=16, depth=16, out=16)
+    path on GPU), rows != cols, backward tiles unlike the forward's, padding of N and of d."""
+    blocks = pallas.Blocks(rows=32, cols=16, depth=16, out=16, grad_rows=16, grad_cols=64)
     x, y = paired(1, 45, d=40)  # d padded to 48: three depth chunks, three output chunks
     with jax.enable_x64(True):
         s, b = jnp.float64(30.0), jnp.float64(BIAS)
@@ -149,6 +149,8 @@ def test_no_overflow_at_extreme_scale():
     (lambda x: clip_loss(x, x, 1.0, impl="pallas", block_size=100), "power of two >= 16"),
     (lambda x: clip_loss(x, x, 1.0, impl="pallas", block_size=8), "power of two >= 16"),
     (lambda x: pallas.Blocks(out=48).check(), "out must be a power of two >= 16 .*or None"),
+    (lambda x: pallas.pairwise_stats(x, x.T, 1.0, None, pallas.Terms(row_lse=True)),
+     "one shape and dtype"),
 ])
 def test_bad_choice_is_one_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message):
@@ -158,7 +160,8 @@ def test_bad_choice_is_one_clear_value_error(call, message):
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float32])
 @pytest.mark.parametrize("blocks", [
     None,  # the GPU defaults
-    pallas.Blocks(rows=32, cols=128, depth=64, out=256, num_warps=8, num_stages=3),
+    pallas.Blocks(rows=128, cols=128, depth=64, out=256, grad_rows=32, grad_cols=64,
+                  num_warps=8, num_stages=3),
 ])
 def test_kernels_lower_to_triton(dtype, blocks):
     """Every kernel (forward rows and columns, both gradients) lowers to Triton IR, which is

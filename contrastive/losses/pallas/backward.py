@@ -1,6 +1,6 @@
 """Backward kernel: the gradient of one block of rows of A, recomputing S tile by tile.
 
-For a block of rows i of A and a chunk c of d, the program streams B `cols` rows at a time,
+For a block of rows i of A and a chunk c of d, the program streams B `grad_cols` rows at a time,
 recomputes each tile of S = scale * A B^T + bias, forms
 
     dS_ij = g_lse_i softmax_j(S)_ij + g_lse'_j softmax_i(S)_ij + (g_nll_i + g_nll'_j) phi'(S_ij)
@@ -10,11 +10,12 @@ softplus(-z S), softmax from the saved lse's, so no second reduction) and accumu
 
     dA_ic = scale sum_j dS_ij B_jc
 
-in float32 on chip. dB is the same kernel with A and B (and the two sides' statistics) swapped,
-since dB = scale dS^T A: one kernel gridded over row blocks for dA, one over column blocks for
-dB, neither writing the other's rows, so no atomics (FlashAttention-2 instead keeps dK/dV on chip
-and adds dQ atomically). The price is recomputing S twice, two of the six N x N x d matmuls of
-a CLIP step.
+in a float32 (grad_rows, out) accumulator on chip (its size is what limits the tiles at large d:
+see `Blocks`). dB is the same kernel with A and B (and the two sides' statistics) swapped, since
+dB = scale dS^T A: one kernel gridded over row blocks for dA, one over column blocks for dB,
+neither writing the other's rows, so no atomics (FlashAttention-2 instead keeps dK/dV on chip and
+adds dQ atomically). The price is that both kernels recompute S: four N x N x d matmuls against
+the XLA engine's three.
 
 The dA program also returns, per row, sum_j dS_ij (-> d bias) and <A_ic, (dS B)_ic> (-> d scale,
 since dL/d scale = sum_ij dS_ij <A_i, B_j>): O(N) outputs instead of a reduction across programs.
@@ -55,7 +56,7 @@ class _Layout:
     with_scalars: bool
 
 
-def _kernel(*refs, n, blocks: Blocks, layout: _Layout, precision):
+def _kernel(*refs, n, blocks: Blocks, layout: _Layout, dtype, precision):
     terms = layout.terms
     refs = list(refs)
     scale = refs.pop(0)[...]
@@ -69,8 +70,7 @@ def _kernel(*refs, n, blocks: Blocks, layout: _Layout, precision):
     grad_ref = refs.pop(0)
     dsum_ref, dscale_ref = (refs.pop(0), refs.pop(0)) if layout.with_scalars else (None, None)
 
-    bq, bk, bo = a_ref.shape[0], blocks.cols, blocks.out
-    dtype = dscale_ref.dtype if layout.with_scalars else jnp.promote_types(a_ref.dtype, jnp.float32)
+    bq, bk, bo = a_ref.shape[0], blocks.grad_cols, blocks.out
     row_start = pl.program_id(0) * bq
     out_start = tile.aligned(pl.program_id(1) * bo, bo)
 
@@ -124,7 +124,7 @@ def row_grads(a, b, scale, bias, row_side, col_side, *, n: int, terms: Terms,
     "g_lse" (the saved lse and its cotangent) and "g_nll" (the nll sum's cotangent), as `terms`
     requires. Padded rows come back with meaningless values (the caller drops them)."""
     n_pad, d_pad = a.shape
-    bq, bo = blocks.rows, blocks.out
+    bq, bo = blocks.grad_rows, blocks.out
     grid = (n_pad // bq, d_pad // bo)
     scalar = pl.BlockSpec((1, 1), lambda i, c: (0, 0))
     row_block = pl.BlockSpec((bq,), lambda i, c: (i,))
@@ -146,13 +146,13 @@ def row_grads(a, b, scale, bias, row_side, col_side, *, n: int, terms: Terms,
     out_shape = [jax.ShapeDtypeStruct((n_pad, d_pad), a.dtype)]
     out_specs = [pl.BlockSpec((bq, bo), lambda i, c: (i, c))]
     if with_scalars:
-        partial = jax.ShapeDtypeStruct((d_pad // bo, n_pad), dtype)
-        out_shape += [partial, partial]
+        per_row = jax.ShapeDtypeStruct((d_pad // bo, n_pad), dtype)
+        out_shape += [per_row, per_row]
         out_specs += [pl.BlockSpec((None, bq), lambda i, c: (c, i))] * 2
 
     layout = _Layout(terms, bias is not None, with_scalars)
     outs = pl.pallas_call(
-        functools.partial(_kernel, n=n, blocks=blocks, layout=layout,
+        functools.partial(_kernel, n=n, blocks=blocks, layout=layout, dtype=jnp.dtype(dtype),
                           precision=tile.precision(a.dtype)),
         grid=grid,
         in_specs=in_specs,

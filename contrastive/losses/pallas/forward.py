@@ -12,7 +12,8 @@ in float32 (float64 for float64 inputs) registers; only these (N,) vectors reach
 Column statistics are this same kernel with the roles swapped, S^T = scale * B A^T + bias, a
 second pass. The alternative, per-row-block partial column (max, sum) pairs reduced afterwards,
 needs (N / rows) x N floats: 64 GiB at N = 2^20 with 128-row blocks, which rules out the
-million-row batch; the second pass costs one more N x N x d matmul (2 of the 6 in a CLIP step).
+million-row batch. The second pass costs one more N x N x d matmul: a CLIP step runs six (two
+here, four in backward.py) against the XLA engine's four.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from contrastive.losses.pallas import tile
 from contrastive.losses.pallas.blocks import Blocks, compiler_params
 
 
-def _kernel(*refs, n, blocks: Blocks, has_bias, lse, nll, precision):
+def _kernel(*refs, n, blocks: Blocks, has_bias, lse, nll, dtype, precision):
     refs = list(refs)
     scale = refs.pop(0)[...]  # (1, 1): broadcasts against the tile
     bias = refs.pop(0)[...] if has_bias else None
@@ -34,7 +35,6 @@ def _kernel(*refs, n, blocks: Blocks, has_bias, lse, nll, precision):
     lse_ref = refs.pop(0) if lse else None
     nll_ref = refs.pop(0) if nll else None
     bq, bk = a_ref.shape[0], blocks.cols
-    dtype = (lse_ref if lse else nll_ref).dtype
     row_start = pl.program_id(0) * bq
 
     def step(j, carry, last):
@@ -86,7 +86,7 @@ def row_stats(a, b, scale, bias, *, n: int, lse: bool, nll: bool, blocks: Blocks
     wanted = [lse, nll]
     outs = pl.pallas_call(
         functools.partial(_kernel, n=n, blocks=blocks, has_bias=bias is not None, lse=lse,
-                          nll=nll, precision=tile.precision(a.dtype)),
+                          nll=nll, dtype=jnp.dtype(dtype), precision=tile.precision(a.dtype)),
         grid=(n_pad // bq,),
         in_specs=in_specs,
         out_specs=[pl.BlockSpec((bq,), lambda i: (i,)) for w in wanted if w],

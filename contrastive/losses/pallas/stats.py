@@ -49,13 +49,16 @@ def pairwise_stats(
       x, y: (N, d) embeddings of one float dtype.
       scale, bias: scalars; bias may be None (no bias).
       terms: which statistics to compute.
-      block_size: rows = cols block edge (a power of two >= 16), else the backend's default.
+      block_size: every tile edge (a power of two >= 16), else the backend's defaults.
       blocks: every block size and launch knob (see `Blocks`); overrides block_size.
       interpret: run the kernels in Pallas' interpreter; None -> only on CPU, where there is no
         compiled Pallas backend (slow: for tests).
       backend: the platform the kernels are built for ("gpu": Triton, "tpu": Mosaic, "cpu");
         None -> jax.default_backend(). Another platform's serves lowering ahead of time.
     """
+    if jnp.shape(x) != jnp.shape(y) or jnp.ndim(x) != 2 or x.dtype != y.dtype:
+        raise ValueError(f"x and y must be (N, d) arrays of one shape and dtype; got "
+                         f"{x.shape} {x.dtype} and {y.shape} {y.dtype}.")
     n, d = x.shape
     backend = backend or jax.default_backend()
     fitted = blocks_lib.choose(n, d, block_size, blocks, backend)

@@ -83,11 +83,6 @@ def valid_cols(col_start, n, shape):
     return col_start + jax.lax.broadcasted_iota(jnp.int32, shape, 1) < n
 
 
-def valid_rows(row_start, n, shape):
-    """(bq, bk) mask of real (non-padding) rows, global index < n."""
-    return row_start + jax.lax.broadcasted_iota(jnp.int32, shape, 0) < n
-
-
 def precision(dtype):
     """Exact float32 products for float32/float64 inputs (Triton would use TF32 by default);
     16-bit inputs take the tensor cores' native path."""
