@@ -31,6 +31,9 @@ setuptools.setup(
             "pytest",
             "pytest-xdist",
             "scipy",
+            "nbclient",  # tests execute notebooks/ (with nbformat and a python3 kernel)
+            "nbformat",
+            "ipykernel",
         ],
     },
 )
