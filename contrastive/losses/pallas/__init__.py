@@ -8,6 +8,12 @@ Layout: `tile` (the per-tile math), `forward` (row statistics kernel), `backward
 kernel), `stats` (the custom VJP joining them), `blocks` (block sizes, padding, launch knobs).
 The losses select these kernels with `impl="pallas"`: Triton on GPU, Mosaic on TPU, Pallas'
 interpreter on CPU (slow; for tests). The XLA engine (`losses.engine`) stays the default.
+
+Status: the interpreter runs them against the float64 references, and the tests lower them to
+Triton IR; they have not run on a GPU yet (no block size is tuned). On TPU they lower to Mosaic
+(checked by hand, once) but the kernels stream the other operand from a whole-array block, which
+Mosaic places in VMEM: fine for Triton (a pointer), limiting on TPU to N d that fits in VMEM; a
+TPU variant would pipeline B over a second grid axis instead.
 """
 from contrastive.losses.pallas.backward import Terms
 from contrastive.losses.pallas.blocks import Blocks
