@@ -72,6 +72,18 @@ def _standardise(train, *others):
     return [(x - mean) / std for x in (train, *others)]
 
 
+def validation_mask(n: int, fraction: float, seed: int = 0) -> np.ndarray:
+    """(n,) bool: a random round(fraction * n) rows (at least one, not all) held out."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {fraction}")
+    count = round(fraction * n)
+    if not 0 < count < n:
+        raise ValueError(f"{n} training rows are too few to hold out a validation split")
+    mask = np.zeros(n, bool)
+    mask[np.random.default_rng(seed).permutation(n)[:count]] = True
+    return mask
+
+
 def linear_probe(train_features, train_labels, test_features, test_labels,
                  l2_grid: Sequence[float] = L2_GRID, val_fraction: float = 0.2,
                  seed: int = 0, max_steps: int = 500) -> dict[str, float]:
@@ -82,17 +94,12 @@ def linear_probe(train_features, train_labels, test_features, test_labels,
     """
     train_labels = np.asarray(train_labels, np.int64)
     test_labels = np.asarray(test_labels, np.int64)
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     if not l2_grid:
         raise ValueError("l2_grid is empty")
     num_classes = int(max(train_labels.max(), test_labels.max())) + 1
     train, test = _standardise(np.asarray(train_features, np.float64),
                                np.asarray(test_features, np.float64))
-    val = np.zeros(len(train), bool)
-    val[np.random.default_rng(seed).permutation(len(train))[: round(val_fraction * len(train))]] = True
-    if val.all() or not val.any():
-        raise ValueError(f"{len(train)} training rows are too few to hold out a validation split")
+    val = validation_mask(len(train), val_fraction, seed)
 
     def accuracy(w, b, x, y):
         return float(np.mean(np.argmax(x @ w + b, axis=1) == y))

@@ -7,6 +7,7 @@ workdir is never modified, except for the JSON results this writes).
 import json
 import os
 import time
+import types
 
 import jax
 import ml_collections
@@ -40,7 +41,8 @@ def _manager(workdir: str) -> ocp.CheckpointManager:
     steps = []
     if os.path.isdir(directory):
         manager = ocp.CheckpointManager(
-            directory, item_names=("state", "data"),
+            directory, item_handlers={"state": ocp.PyTreeCheckpointHandler(),
+                                      "data": ocp.JsonCheckpointHandler()},
             options=ocp.CheckpointManagerOptions(create=False),
         )
         steps = manager.all_steps()
@@ -50,8 +52,9 @@ def _manager(workdir: str) -> ocp.CheckpointManager:
     return manager
 
 
-def _abstract_state(config, task, tokenizer, mesh, rules):
-    """The TrainState as sharded ShapeDtypeStructs, built as the training loop builds it."""
+def _abstract_variables(config, task, tokenizer, mesh, rules) -> dict:
+    """{"params", "model_state"} of the TrainState as sharded ShapeDtypeStructs, laid out as
+    the training loop lays them out (the optimiser's and loss's state are not needed here)."""
     source = data_lib.load_source(config, config.data.eval_split)
     example = data_lib.make_transform(config, source, tokenizer)(source[0],
                                                                  np.random.default_rng(0))
@@ -61,7 +64,19 @@ def _abstract_state(config, task, tokenizer, mesh, rules):
     optimizer, _ = optim.make_optimizer(config.optimizer, config.total_steps)
     init_fn = init.make_init_fn(task, optimizer, task.inputs(batch))
     shardings = init.state_shardings(task, init_fn, task.inputs(batch), mesh, rules)
-    return init.abstract_state(init_fn, shardings)
+    abstract = init.abstract_state(init_fn, shardings)
+    return {"params": abstract.params, "model_state": abstract.model_state}
+
+
+def _restore_variables(manager, step: int, target: dict) -> types.SimpleNamespace:
+    """The checkpoint's params and model_state only: a partial restore reads nothing else,
+    whatever else the TrainState holds."""
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+        item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+        partial_restore=True,
+    )))
+    return types.SimpleNamespace(params=restored.state["params"],
+                                 model_state=restored.state.get("model_state") or {})
 
 
 def _every_evaluator(config) -> ml_collections.ConfigDict:
@@ -95,12 +110,10 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, mesh_shape: dict 
         evaluate = evaluators.make_evaluator(config, task, mesh, rules, tokenizer)
     except ValueError as error:  # a config that cannot be evaluated, e.g. classes lacking prompts
         raise EvaluationError(str(error)) from None
-    abstract = _abstract_state(config, task, tokenizer, mesh, rules)
-    restored = manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
-    )
+    target = _abstract_variables(config, task, tokenizer, mesh, rules)
+    state = _restore_variables(manager, step, target)
     manager.close()
-    return step, evaluate(restored.state)
+    return step, evaluate(state)
 
 
 def format_table(results: dict[str, float], title: str = "") -> str:
