@@ -5,6 +5,9 @@
     python experiments/loss_gpu.py --ns 65536 --ds 1024 --append    # one more point, merged
     python experiments/loss_gpu.py --fast           # CPU smoke run (Pallas interpreted), seconds
 
+The whole sweep is ~40 processes of seconds to a minute each; under a per-command time limit run
+it in parts (--ds 512, then --ds 1024 --max_fit_n 0 --append; --loss siglip --ns 65536 --append).
+
 For each (impl, N, d) a fresh process compiles `jit(value_and_grad(loss))` (gradients of x, y,
 scale and, for SigLIP, bias) ahead of time and reports
   - time_s: median of `repeats` runs after one warm-up run, each ended by block_until_ready;
@@ -29,6 +32,7 @@ import dataclasses
 import json
 import os
 import statistics
+import sys
 import time
 
 import benchlib
@@ -91,13 +95,17 @@ def worker(spec: dict) -> dict:
     dtype = jnp.dtype(spec["dtype"])
 
     @jax.jit
-    def embeddings(key):  # made on the device: a million rows never pass through the host
-        x, y = jax.random.normal(key, (2, n, d), jnp.float32)
-        y = x + 2.0 * y  # loosely paired, as in the tests
-        unit = lambda a: (a / jnp.linalg.norm(a, axis=1, keepdims=True)).astype(dtype)
-        return unit(x), unit(y)
+    def embeddings(key):
+        # Made on the device in the input dtype (a million rows never pass through the host, and
+        # no float32 (N, d) temporary inflates the device's peak): loosely paired unit rows.
+        kx, ky = jax.random.split(key)
+        unit = lambda a: a * jax.lax.rsqrt(
+            jnp.sum(jnp.square(a.astype(jnp.float32)), axis=1, keepdims=True)).astype(dtype)
+        x = unit(jax.random.normal(kx, (n, d), dtype))
+        return x, unit(x + 2 * jax.random.normal(ky, (n, d), dtype))
 
     args = (*embeddings(jax.random.key(0)), jnp.float32(10.0), jnp.float32(-10.0))
+    jax.block_until_ready(args)
     step = jax.jit(jax.value_and_grad(fns[impl, loss], argnums=(0, 1, 2, 3)))
     start = time.perf_counter()
     try:
@@ -109,6 +117,7 @@ def worker(spec: dict) -> dict:
         row["blocks"] = dataclasses.asdict(fitted)
     device = jax.devices()[0]
     mem = device.memory_stats() or {}
+    row["inputs_bytes"] = mem.get("bytes_in_use")  # the embeddings (and little else) on device
     limit = mem.get("bytes_limit")
     if limit and row["total_bytes"] > limit:
         return row | {"skipped": "XLA's memory count exceeds the device's"}
@@ -202,9 +211,9 @@ def to_markdown(rows, meta) -> str:
         f"({meta['peak_note']}). Executed TFLOP/s counts what each implementation runs "
         "(dense 6 N^2 d, XLA engine 8, Pallas CLIP 12, Pallas SigLIP 10).",
         "",
-        "| loss | d | N | impl | time (ms) | peak memory (MiB) | TFLOP/s (model) "
-        "| fraction of peak | executed TFLOP/s | note |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|---|",
+        "| loss | d | N | impl | time (ms) | peak memory (MiB) | peak - inputs (MiB) "
+        "| TFLOP/s (model) | fraction of peak | executed TFLOP/s | note |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     key = lambda r: (r["loss"], r["d"], r["n"], IMPLS.index(r["impl"]))
     for r in sorted(rows, key=key):
@@ -219,6 +228,7 @@ def to_markdown(rows, meta) -> str:
         lines.append(
             f"| {r['loss']} | {r['d']} | {r['n']} | {r['impl']} "
             f"| {'-' if t is None else f'{1e3 * t:.1f}'} | {benchlib.mib(r.get('peak_bytes'))} "
+            f"| {benchlib.mib(_extra(r))} "
             f"| {_fmt(r.get('model_tflops'))} "
             f"| {_fmt(r.get('model_tflops') and r['model_tflops'] / peak, '.1%')} "
             f"| {_fmt(r.get('executed_tflops'))} | {note} |"
@@ -235,6 +245,13 @@ def to_markdown(rows, meta) -> str:
         lines += ["", f"Target (Pallas CLIP, N = 65,536, d = 1,024, >= 50% of peak): "
                       f"{target[0]['model_tflops'] / peak:.1%}."]
     return "\n".join(lines) + "\n"
+
+
+def _extra(r):
+    """Device peak minus the inputs resident before the run: what the loss step itself costs."""
+    if r.get("peak_source") != "device" or r.get("inputs_bytes") is None:
+        return None
+    return r["peak_bytes"] - r["inputs_bytes"]
 
 
 def _fmt(v, spec=".3g"):
@@ -348,7 +365,7 @@ def main():
         new_cases = {case(r) for r in rows}
         rows = [r for r in old if case(r) not in new_cases] + rows
     meta = {
-        "command": "python experiments/loss_gpu.py" + (" --fast" if args.fast else ""),
+        "command": " ".join(["python experiments/loss_gpu.py", *sys.argv[1:]]),
         "device": host["device"],
         "dtype": cfg["dtype"],
         "peak_tflops": args.peak_tflops,
