@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "loss_gpu.py"
 
 
+@pytest.mark.slow  # ~25 s alone on 2 cores, ~40 s when they are shared: ten fresh processes
 def test_fast_mode_writes_every_figure(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, str(SCRIPT), "--fast", "--out", str(tmp_path)],
