@@ -47,7 +47,12 @@ def base_config() -> ml_collections.ConfigDict:
     c.mesh = {"data": -1}
     # Overrides of the logical-axis rules, e.g. {"embed": None} (see contrastive.parallel.rules).
     c.sharding_rules = {}
-    c.loss = "clip"  # "clip" (InfoNCE / NT-Xent) or "siglip" (pairwise sigmoid)
+    # A name in contrastive/train/losses.py: clip, siglip, ntxent, supcon, dcl, hard_negative,
+    # cwcl, clip_geometry, auc, isogclr.
+    c.loss = "clip"
+    # The loss's hyper-parameters, e.g. {"beta": 1.0} (hard_negative), {"sigma": 0.5} (dcl ->
+    # DCLW), {"gamma": 0.8, "rho": 6.0, "tau_lr": 1e-2} (isogclr); see each loss's docstring.
+    c.loss_options = {}
     c.loss_block_size = config_dict.placeholder(int)  # loss tile edge; None lets the engine choose
 
     c.model = ml_collections.ConfigDict()

@@ -4,7 +4,7 @@ A record is what a tfds source returns (images uint8 [H, W, C], text bytes, labe
 rng is the example's own generator (the pipeline seeds it from the seed and the example's
 position), so the caption choice and the augmentation are reproducible.
 
-Outputs (per example; the pipeline stacks them and adds "mask"):
+Outputs (per example; the pipeline stacks them and adds "mask" and the record "index"):
   ImageTextExample       {"image": float32 [S, S, C], "tokens": int32 [L], "label": int32 []}
   TwoViewExample         {"view1": float32 [S, S, C], "view2": ..., "label": int32 []}
   LabelledImageExample   {"image": float32 [S, S, C], "label": int32 []}

@@ -62,6 +62,8 @@ class _ExampleAt:
         example = dict(self._transform(self._source[record_index], rng))
         # Positions past the data (padding of a final partial batch) are masked out.
         example["mask"] = np.bool_(position < self._total_examples)
+        # The record's index in its split: the key of per-example state (iSogCLR's temperatures).
+        example["index"] = np.int32(record_index)
         return example
 
 

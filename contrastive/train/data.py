@@ -60,6 +60,7 @@ class TrainData:
     iterator: pipeline.DataIterator
     example: dict  # one transformed example (shapes and dtypes for the abstract init)
     tokenizer: object | None
+    num_examples: int  # records in the training split (the size of per-example state)
 
 
 def make_train_data(config: ml_collections.ConfigDict, sharding: jax.sharding.Sharding):
@@ -77,7 +78,7 @@ def make_train_data(config: ml_collections.ConfigDict, sharding: jax.sharding.Sh
         worker_count=config.data.worker_count,
     )
     example = transform(source[0], np.random.default_rng(0))
-    return TrainData(iterator, example, text_tokenizer)
+    return TrainData(iterator, example, text_tokenizer, len(source))
 
 
 def load_labelled_images(config: ml_collections.ConfigDict, split: str, limit: int):

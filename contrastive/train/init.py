@@ -11,9 +11,9 @@ from contrastive import parallel
 from contrastive.train.state import TrainState, opt_state_shardings
 
 
-def make_init_fn(task, optimizer, inputs) -> Callable[[jax.Array], TrainState]:
+def make_init_fn(task, optimizer, inputs, loss_state=None) -> Callable[[jax.Array], TrainState]:
     """seed key -> TrainState at step 0. `inputs` are ShapeDtypeStructs of the model's inputs
-    (batch dimension included)."""
+    (batch dimension included); `loss_state` the loss's per-example state at step 0 (if any)."""
 
     def init(key):
         init_key, state_key = jax.random.split(key)
@@ -26,6 +26,7 @@ def make_init_fn(task, optimizer, inputs) -> Callable[[jax.Array], TrainState]:
             model_state=variables,
             opt_state=optimizer.init(params),
             rng=state_key,
+            loss_state=loss_state or {},
         )
 
     return init
@@ -50,6 +51,8 @@ def state_shardings(task, init_fn, inputs, mesh, rules) -> TrainState:
             abstract.opt_state, params_shardings, jax.tree.structure(abstract.params), replicated
         ),
         rng=replicated,
+        # Per-example state is small (a few floats per training example): replicated.
+        loss_state=jax.tree.map(lambda _: replicated, abstract.loss_state),
     )
 
 

@@ -15,7 +15,8 @@ import tqdm
 
 from contrastive import checkpoint, parallel
 from contrastive.train import data as data_lib
-from contrastive.train import evaluators, init, losses, optim, plots, records, step as step_lib
+from contrastive.train import (evaluators, init, losses, optim, per_example, plots, records,
+                               step as step_lib)
 from contrastive.train import task as task_lib
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     task = task_lib.make_task(config, data.tokenizer.vocab_size if data.tokenizer else None)
     optimizer, schedule = optim.make_optimizer(config.optimizer, config.total_steps)
     inputs = _model_inputs(task, data.example, batch_shards)
-    init_fn = init.make_init_fn(task, optimizer, inputs)
+    loss_state = per_example.initial_state(config.loss, data.num_examples, config.loss_options)
+    init_fn = init.make_init_fn(task, optimizer, inputs, loss_state)
     shardings = init.state_shardings(task, init_fn, inputs, mesh, rules)
 
     checkpointer = checkpoint.Checkpointer(
@@ -76,9 +78,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         data.iterator.set_state(data_state)
         log.info("Resumed from the checkpoint at step %d.", first_step)
 
-    loss_fn = losses.make_loss(config.loss, mesh, config.loss_block_size)
+    loss_fn = losses.make_loss(config.loss, mesh, config.loss_block_size, config.loss_options)
     train_step = step_lib.jit_train_step(
-        step_lib.make_train_step(task, loss_fn, optimizer, schedule, config.num_microbatches),
+        step_lib.make_train_step(task, loss_fn, optimizer, schedule, config.num_microbatches,
+                                 config.loss_options),
         shardings, mesh, rules,
     )
     evaluate = evaluators.make_evaluator(config, task, mesh, rules, data.tokenizer)

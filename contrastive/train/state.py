@@ -10,13 +10,16 @@ class TrainState:
     """step: updates done so far; params: trainable parameters (incl. temperature and bias);
     model_state: non-trained variables (batch-norm statistics; {} for the Transformers);
     opt_state: the optimiser's state; rng: the run's base key (raw uint32[2]), folded with
-    the step inside the train step so a resumed run draws the same numbers."""
+    the step inside the train step so a resumed run draws the same numbers; loss_state: the
+    loss's per-example state, indexed by example id ({} for most losses; iSogCLR's
+    temperatures and moving averages, see `train.per_example`)."""
 
     step: jax.Array
     params: Any
     model_state: Any
     opt_state: Any
     rng: jax.Array
+    loss_state: Any = flax.struct.field(default_factory=dict)
 
 
 def opt_state_shardings(abstract_opt_state, params_shardings, params_treedef, replicated):

@@ -34,7 +34,7 @@ def assert_same_batches(left, right):
 def test_image_text_batch_format(digits_train, caption_tokenizer):
     transform = examples.ImageTextExample(caption_tokenizer)
     batch = next(pipeline.make_iterator(digits_train, transform, global_batch_size=16, seed=0))
-    assert set(batch) == {"image", "tokens", "label", "mask"}
+    assert set(batch) == {"image", "tokens", "label", "mask", "index"}
     assert batch["image"].shape == (16, 8, 8, 1) and batch["image"].dtype == np.float32
     assert batch["image"].min() == -1.0 and batch["image"].max() == 1.0
     assert batch["tokens"].shape == (16, 12) and batch["tokens"].dtype == np.int32
@@ -47,7 +47,7 @@ def test_image_text_batch_format(digits_train, caption_tokenizer):
 def test_two_view_batch_format(digits_train):
     transform = examples.TwoViewExample(augment.SimCLRAugment(size=8, blur_probability=0.0))
     batch = next(pipeline.make_iterator(digits_train, transform, global_batch_size=8, seed=0))
-    assert set(batch) == {"view1", "view2", "label", "mask"}
+    assert set(batch) == {"view1", "view2", "label", "mask", "index"}
     assert batch["view1"].shape == batch["view2"].shape == (8, 8, 8, 1)
     assert not np.array_equal(batch["view1"], batch["view2"])
 
