@@ -75,92 +75,106 @@ def load_eval_split(config, split: str, limit: int, two_views: bool = False) -> 
     return out
 
 
+def _zero_shot_step(config, labels, embed_texts, tokenizer):
+    prompts = class_prompts(config, labels)
+
+    def step(state, features):
+        weights = zero_shot.class_weights(
+            lambda tokens: embed_texts(state.params, state.model_state, tokens), tokenizer, prompts)
+        scores = zero_shot.zero_shot_scores(features, weights)
+        out = {"zero_shot_top1": zero_shot.top1_accuracy(scores, labels)}
+        if len(prompts) > 5:
+            out["zero_shot_top5"] = zero_shot.topk_accuracy(scores, labels, 5)
+        return out
+
+    return step
+
+
+def _captions_step(config, captions, embed_texts, tokenizer):
+    """Retrieval over the distinct captions, geometry of each image with its first caption."""
+    texts, image_index, text_index = retrieval.unique_captions(captions)
+    tokens = tokenizer.encode_batch(texts)
+    # pairs come image by image, so each image's first pair is at its searchsorted position
+    first_caption = text_index[np.searchsorted(image_index, np.arange(len(captions)))]
+
+    def step(state, features):
+        text_features = embed_texts(state.params, state.model_state, tokens)
+        out = {}
+        if config.eval.retrieval:
+            out.update(retrieval.image_text_recalls(features, text_features, image_index,
+                                                    text_index=text_index))
+        if config.eval.geometry:
+            out.update(geometry.geometry_metrics(features, text_features[first_caption]))
+        return out
+
+    return step
+
+
+def _views_step(task, views, batched):
+    """Geometry of the two views' embeddings (the space the loss compares)."""
+    def both_views(params, model_state, pair):
+        (x, y), _ = task.embed(params, model_state, {"view1": pair[:, 0], "view2": pair[:, 1]},
+                               train=False)
+        return jnp.concatenate([x, y], axis=1)  # one array: the batch embedder's output
+
+    embed_views = batched(both_views)
+
+    def step(state, features):
+        del features
+        x, y = np.split(embed_views(state.params, state.model_state, views), 2, axis=1)
+        return geometry.geometry_metrics(x, y)
+
+    return step
+
+
+def _train_features_step(config, labels, embed_images):
+    """kNN and the linear probe: train-split features as references / training data."""
+    e = config.eval
+    reference = load_eval_split(config, config.data.train_split, e.max_examples)
+    ref_images, ref_labels = reference["images"], reference["labels"]
+
+    def step(state, features):
+        train_features = embed_images(state.params, state.model_state, ref_images)
+        out = {}
+        if e.knn:
+            out["knn_top1"] = knn.knn_top1(train_features, ref_labels, features, labels)
+            out["knn_weighted_top1"] = knn.knn_top1(
+                train_features, ref_labels, features, labels,
+                k=min(e.knn_k, len(ref_labels)), temperature=e.knn_temperature)
+        if e.linear_probe:
+            out.update(linear_probe.linear_probe(
+                train_features, ref_labels, features, labels, l2_grid=tuple(e.probe_l2_grid),
+                val_fraction=e.probe_val_fraction, seed=config.seed))
+        return out
+
+    return step
+
+
 def make_evaluator(config: ml_collections.ConfigDict, task, mesh, rules,
                    tokenizer=None) -> Callable | None:
-    """evaluate(state) -> {metric name: value}, or None when the config asks for nothing."""
-    e, kind = config.eval, config.model.kind
-    image_text = kind == "image_text"
-    use_geometry = e.geometry
+    """evaluate(state) -> {metric name: value}, or None when the config asks for nothing.
+    `state` needs only .params and .model_state."""
+    e = config.eval
+    image_text = config.model.kind == "image_text"
     evaluation = load_eval_split(config, config.data.eval_split, e.max_examples,
-                                 two_views=use_geometry and not image_text)
+                                 two_views=e.geometry and not image_text)
     images, labels = evaluation["images"], evaluation["labels"]
     batched = lambda fn: embed_lib.make_batch_embedder(fn, mesh, rules, e.batch_size)
     embed_images = batched(task.embed_images)
     steps = []  # each: (state, image features of the eval split) -> {name: value}
-
     if image_text:
         embed_texts = batched(task.embed_texts)
-        text_embedder = lambda state: lambda tokens: embed_texts(
-            state.params, state.model_state, tokens)
         if e.zero_shot:
-            prompts = class_prompts(config, labels)
-
-            def zero_shot_step(state, features):
-                weights = zero_shot.class_weights(text_embedder(state), tokenizer, prompts)
-                scores = zero_shot.zero_shot_scores(features, weights)
-                out = {"zero_shot_top1": zero_shot.top1_accuracy(scores, labels)}
-                if len(prompts) > 5:
-                    out["zero_shot_top5"] = zero_shot.topk_accuracy(scores, labels, 5)
-                return out
-
-            steps.append(zero_shot_step)
-        captions = evaluation["captions"]
-        if (e.retrieval or use_geometry) and captions is None:
+            steps.append(_zero_shot_step(config, labels, embed_texts, tokenizer))
+        if (e.retrieval or e.geometry) and evaluation["captions"] is None:
             log.warning("The eval split has no captions under %r: no retrieval or geometry.",
                         config.data.text_field)
-        elif e.retrieval or use_geometry:
-            texts, image_index, text_index = retrieval.unique_captions(captions)
-            tokens = tokenizer.encode_batch(texts)
-            first_caption = text_index[np.searchsorted(image_index, np.arange(len(images)))]
-
-            def captions_step(state, features):
-                text_features = embed_texts(state.params, state.model_state, tokens)
-                out = {}
-                if e.retrieval:
-                    out.update(retrieval.image_text_recalls(
-                        features, text_features, image_index, text_index=text_index))
-                if use_geometry:
-                    out.update(geometry.geometry_metrics(features, text_features[first_caption]))
-                return out
-
-            steps.append(captions_step)
-    elif use_geometry:
-        def both_views(params, model_state, views):
-            (x, y), _ = task.embed(params, model_state,
-                                   {"view1": views[:, 0], "view2": views[:, 1]}, train=False)
-            return jnp.concatenate([x, y], axis=1)
-
-        embed_views, views = batched(both_views), evaluation["views"]
-
-        def views_step(state, features):
-            del features
-            pairs = embed_views(state.params, state.model_state, views)
-            x, y = np.split(pairs, 2, axis=1)
-            return geometry.geometry_metrics(x, y)
-
-        steps.append(views_step)
-
+        elif e.retrieval or e.geometry:
+            steps.append(_captions_step(config, evaluation["captions"], embed_texts, tokenizer))
+    elif e.geometry:
+        steps.append(_views_step(task, evaluation["views"], batched))
     if e.knn or e.linear_probe:
-        reference = load_eval_split(config, config.data.train_split, e.max_examples)
-        ref_images, ref_labels = reference["images"], reference["labels"]
-
-        def train_features_step(state, features):
-            train_features = embed_images(state.params, state.model_state, ref_images)
-            out = {}
-            if e.knn:
-                out["knn_top1"] = knn.knn_top1(train_features, ref_labels, features, labels)
-                out["knn_weighted_top1"] = knn.knn_top1(
-                    train_features, ref_labels, features, labels,
-                    k=min(e.knn_k, len(ref_labels)), temperature=e.knn_temperature)
-            if e.linear_probe:
-                out.update(linear_probe.linear_probe(
-                    train_features, ref_labels, features, labels,
-                    l2_grid=tuple(e.probe_l2_grid), val_fraction=e.probe_val_fraction,
-                    seed=config.seed))
-            return out
-
-        steps.append(train_features_step)
-
+        steps.append(_train_features_step(config, labels, embed_images))
     if not steps:
         return None
 
