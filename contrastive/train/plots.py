@@ -1,4 +1,5 @@
 """PNG plots of a run's curves, written at the end from metrics.jsonl and eval.jsonl."""
+import math
 import os
 
 import matplotlib
@@ -7,13 +8,19 @@ matplotlib.use("Agg")  # files only; no display
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=wrong-import-position
 
 
-def plot_curves(records: list[dict], keys: list[str], path: str, title: str) -> bool:
-    """One panel per key present in records, value against step; False if none is."""
+def plot_curves(records: list[dict], keys: list[str], path: str, title: str,
+                columns: int = 4) -> bool:
+    """One panel per key present in records, value against step, `columns` panels a row;
+    False if no key is present."""
     keys = [k for k in keys if any(k in r for r in records)]
     if not keys:
         return False
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    cols = min(columns, len(keys))
+    rows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.set_visible(False)
+    for ax, key in zip(axes.flat, keys):
         points = [(r["step"], r[key]) for r in records if key in r]
         ax.plot(*zip(*points), marker="o" if len(points) < 30 else None)
         ax.set_xlabel("step")
@@ -30,7 +37,8 @@ def write_plots(workdir: str, metrics: list[dict], evaluations: list[dict]) -> l
     """loss.png (loss, temperature, learning rate) and eval.png (every evaluation metric)."""
     written = []
     loss_png = os.path.join(workdir, "loss.png")
-    if plot_curves(metrics, ["loss", "temperature", "learning_rate"], loss_png, "training"):
+    keys = ["loss", "temperature", "learning_rate", "mean_tau_x", "mean_tau_y"]
+    if plot_curves(metrics, keys, loss_png, "training"):
         written.append(loss_png)
     eval_keys = sorted({k for r in evaluations for k in r if k not in ("step", "wall_time_s")})
     eval_png = os.path.join(workdir, "eval.png")
