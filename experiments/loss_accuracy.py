@@ -6,7 +6,9 @@ The grid of the tests (N in {1, 2, 7, 257, 1000}, tiles that do not divide N, sc
 {1, 100, 1e4}, duplicated rows) in float64, plus float32 and bf16 inputs against the float64
 reference on the same (rounded) inputs. Errors are normwise and floored at each quantity's natural
 size as in tests/losses (value: scale; dx, dy: scale / N; d scale, d bias: 1).
-Results: experiments/results/loss_accuracy.{json,md}.
+Then every loss of the zoo (tests/losses/zoo_cases.py) in float64 over N in {1, 2, 37, 257},
+tiles {automatic, 8, 64} and scales {1, 30, 100}: its worst value error and its worst error over
+all its gradients. Results: experiments/results/loss_accuracy.{json,md}.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import numpy as np  # noqa: E402
 import benchlib  # noqa: E402
 from contrastive.losses import clip_loss, reference, siglip_loss  # noqa: E402
 from tests.losses.helpers import paired, rel_err  # noqa: E402
+from tests.losses.zoo_cases import CASES, NEEDS_TWO, value_and_grads  # noqa: E402
 
 SHAPES = [(1, None), (2, 1), (7, 3), (7, None), (257, 64), (257, 100), (1000, 128), (1000, None)]
 SCALES = [1.0, 100.0, 1e4]
@@ -43,6 +46,28 @@ def errors(loss, x, y, x64, y64, scale, block_size, stat_dtype):
     floors = [scale, scale / n, scale / n, 1.0, 1.0]
     values = [got[0], *got[1]], [want[0], *want[1]]
     return {q: rel_err(g, w, f) for q, g, w, f in zip(QUANTITIES, *values, floors)}
+
+
+def zoo_errors():
+    """{loss: (cases, worst value error, worst gradient error)} in float64."""
+    worst = {}
+    with jax.enable_x64(True):
+        for name, case in CASES.items():
+            value_errors, grad_errors = [], []
+            for n in (1, 2, 37, 257):
+                if n == 1 and name in NEEDS_TWO:
+                    continue
+                for block in (None, 8, 64):
+                    for scale in (1.0, 30.0, 100.0):
+                        args = tuple(jnp.asarray(a) for a in case.inputs(n, n, scale))
+                        got, got_grads = value_and_grads(
+                            lambda *a: case.blockwise(*a, block_size=block), args, case.diff)
+                        want, want_grads = value_and_grads(case.dense, args, case.diff)
+                        value_errors.append(rel_err(got, want, scale / 100))
+                        grad_errors += [rel_err(g, w, f) for g, w, f in
+                                        zip(got_grads, want_grads, case.floors(n, scale))]
+            worst[name] = (len(value_errors), max(value_errors), max(grad_errors))
+    return worst
 
 
 def main():
@@ -75,6 +100,13 @@ def main():
             worst = {q: max(r[q] for r in group) for q in QUANTITIES if q in group[0]}
             cells = " | ".join(f"{worst[q]:.1e}" if q in worst else "-" for q in QUANTITIES)
             lines.append(f"| {dtype} | {loss} | {len(group)} | {cells} |")
+    zoo = zoo_errors()
+    lines += ["", "The zoo, float64 (value floored at scale / 100, gradients at their natural size):",
+              "", "| loss | cases | value | worst gradient |", "|---|---:|---:|---:|"]
+    lines += [f"| {name} | {cases} | {value:.1e} | {grad:.1e} |"
+              for name, (cases, value, grad) in zoo.items()]
+    rows += [{"dtype": "float64", "loss": name, "cases": cases, "value": value, "worst_grad": grad}
+             for name, (cases, value, grad) in zoo.items()]
     meta = {"command": "python experiments/loss_accuracy.py", "device": benchlib.device_description()}
     benchlib.write_results(benchlib.RESULTS, "loss_accuracy", meta, rows, "\n".join(lines) + "\n")
 

@@ -1,8 +1,5 @@
 """Every loss of the zoo against its dense float64 reference: value and every gradient, awkward
 N (one row, tiles that do not divide N), extreme temperatures, and bf16 against float32."""
-import dataclasses
-from typing import Callable
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,117 +8,8 @@ from scipy.special import log_softmax
 
 from contrastive import losses
 from contrastive.losses import isogclr, reference
-from tests.losses.helpers import paired, rel_err, unit_rows
-
-
-@dataclasses.dataclass(frozen=True)
-class Case:
-    """inputs(seed, n, scale) -> args; blockwise(*args, block_size) and dense(*args) -> loss.
-    Gradients are taken w.r.t. the args at `diff`; `floors(n, scale)` gives each one's natural
-    size (see helpers.rel_err)."""
-
-    inputs: Callable
-    blockwise: Callable
-    dense: Callable
-    diff: tuple
-    floors: Callable
-
-
-def _labels(seed, n, classes=3):
-    return np.random.default_rng(seed + 100).integers(0, classes, size=n).astype(np.int32)
-
-
-def _pairs(seed, n, scale):
-    x, y = paired(seed, n)
-    return x, y, np.float64(scale)
-
-
-def _embedding_floors(count):
-    return lambda n, scale: [scale / n] * count + [1.0]
-
-
-CASES = {
-    "ntxent": Case(
-        lambda seed, n, scale: (np.stack(paired(seed, n) + (unit_rows(np.random.default_rng(seed), n, 16),)),
-                                np.float64(scale)),
-        lambda v, s, block_size: losses.ntxent_loss(v, s, block_size=block_size),
-        reference.ntxent_loss_dense, (0, 1), _embedding_floors(1)),
-    "ntxent_decoupled": Case(
-        lambda seed, n, scale: (np.stack(paired(seed, n)), np.float64(scale)),
-        lambda v, s, block_size: losses.ntxent_loss(v, s, decoupled=True, block_size=block_size),
-        lambda v, s: reference.ntxent_loss_dense(v, s, decoupled=True), (0, 1), _embedding_floors(1)),
-    "supcon": Case(
-        lambda seed, n, scale: (paired(seed, n)[0], _labels(seed, n), np.float64(scale)),
-        lambda z, l, s, block_size: losses.supcon_loss(z, l, s, block_size=block_size),
-        reference.supcon_loss_dense, (0, 2), _embedding_floors(1)),
-    "supcon_decoupled": Case(
-        lambda seed, n, scale: (paired(seed, n)[0], _labels(seed, n), np.float64(scale)),
-        lambda z, l, s, block_size: losses.supcon_loss(z, l, s, decoupled=True,
-                                                       block_size=block_size),
-        lambda z, l, s: reference.supcon_loss_dense(z, l, s, decoupled=True), (0, 2),
-        _embedding_floors(1)),
-    "dcl": Case(
-        _pairs, lambda x, y, s, block_size: losses.dcl_loss(x, y, s, block_size=block_size),
-        reference.dcl_loss_dense, (0, 1, 2), _embedding_floors(2)),
-    "dclw": Case(
-        _pairs,
-        lambda x, y, s, block_size: losses.dcl_loss(x, y, s, sigma=0.5, block_size=block_size),
-        lambda x, y, s: reference.dcl_loss_dense(x, y, s, sigma=0.5), (0, 1, 2),
-        _embedding_floors(2)),
-    "hard_negative": Case(
-        _pairs,
-        lambda x, y, s, block_size: losses.hard_negative_loss(x, y, s, beta=1.0,
-                                                              block_size=block_size),
-        lambda x, y, s: reference.hard_negative_loss_dense(x, y, s, 1.0), (0, 1, 2),
-        _embedding_floors(2)),
-    "hard_negative_debiased": Case(
-        _pairs,
-        lambda x, y, s, block_size: losses.hard_negative_loss(x, y, s, beta=0.5, tau_plus=0.1,
-                                                              block_size=block_size),
-        lambda x, y, s: reference.hard_negative_loss_dense(x, y, s, 0.5, 0.1), (0, 1, 2),
-        _embedding_floors(2)),
-    "cwcl": Case(
-        lambda seed, n, scale: _pairs(seed, n, scale) + (unit_rows(np.random.default_rng(seed + 7), n, 5),),
-        lambda x, y, s, u, block_size: losses.cwcl_loss(x, y, s, u, block_size=block_size),
-        reference.cwcl_loss_dense, (0, 1, 2), _embedding_floors(2)),
-    "uniformity": Case(
-        lambda seed, n, scale: (paired(seed, n)[0] * 3.0,),
-        lambda z, block_size: losses.uniformity_loss(z, block_size=block_size),
-        reference.uniformity_dense, (0,), lambda n, scale: [1.0 / n]),
-    "alignment": Case(
-        lambda seed, n, scale: paired(seed, n),
-        lambda x, y, block_size: losses.alignment_loss(x, y, alpha=3.0),
-        lambda x, y: reference.alignment_dense(x, y, 3.0), (0, 1), lambda n, scale: [1 / n] * 2),
-    "clip_geometry": Case(
-        _pairs,
-        lambda x, y, s, block_size: losses.clip_geometry_loss(
-            x, y, s, alignment_weight=0.5, uniformity_weight=2.0, block_size=block_size),
-        lambda x, y, s: (reference.clip_loss_dense(x, y, s) + 0.5 * reference.alignment_dense(x, y)
-                         + (reference.uniformity_dense(x) + reference.uniformity_dense(y))),
-        (0, 1, 2), _embedding_floors(2)),
-    "auc_logistic": Case(
-        _pairs, lambda x, y, s, block_size: losses.auc_loss(x, y, s, margin=0.5,
-                                                            block_size=block_size),
-        lambda x, y, s: reference.auc_loss_dense(x, y, s, margin=0.5), (0, 1, 2),
-        _embedding_floors(2)),
-    "auc_squared_hinge": Case(
-        _pairs,
-        lambda x, y, s, block_size: losses.auc_loss(x, y, s, surrogate="squared_hinge", margin=1.0,
-                                                    block_size=block_size),
-        lambda x, y, s: reference.auc_loss_dense(x, y, s, "squared_hinge", 1.0), (0, 1, 2),
-        lambda n, scale: [scale ** 2 / n] * 2 + [scale]),
-}
-NEEDS_TWO = {"uniformity", "clip_geometry"}
-
-
-def _value_and_grads(fn, args, diff):
-    def loss(*diff_args):
-        full = list(args)
-        for i, a in zip(diff, diff_args):
-            full[i] = a
-        return fn(*full)
-
-    return jax.value_and_grad(loss, argnums=tuple(range(len(diff))))(*(args[i] for i in diff))
+from tests.losses.helpers import paired, rel_err
+from tests.losses.zoo_cases import CASES, NEEDS_TWO, value_and_grads
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -134,9 +22,9 @@ def test_matches_dense_float64_reference(name, n, block_size, scale):
         pytest.skip("needs two rows")
     with jax.enable_x64(True):
         args = tuple(jnp.asarray(a) for a in case.inputs(3, n, scale))
-        value, grads = _value_and_grads(lambda *a: case.blockwise(*a, block_size=block_size),
+        value, grads = value_and_grads(lambda *a: case.blockwise(*a, block_size=block_size),
                                         args, case.diff)
-        want, want_grads = _value_and_grads(case.dense, args, case.diff)
+        want, want_grads = value_and_grads(case.dense, args, case.diff)
     assert rel_err(value, want, scale / 100) < 1e-12, (value, want)
     for g, w, floor in zip(grads, want_grads, case.floors(n, scale)):
         assert rel_err(g, w, floor) < 1e-10
