@@ -59,10 +59,16 @@ def plan_runs(study: spec.Study, losses: list[str]) -> list[spec.Run]:
     return list(dict.fromkeys(runs))
 
 
-def run_command(run: spec.Run, args) -> list[str]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), f"--run={run.id}",
-           f"--runs_dir={args.runs_dir}"]
-    return cmd + (["--fast"] if args.fast else [])
+def run_command(run: spec.Run, args, portable: bool = False) -> list[str]:
+    """The command of one run; `portable`: as typed from the repository root on any host."""
+    if not portable:
+        return [sys.executable, str(Path(__file__).resolve()), f"--run={run.id}",
+                f"--runs_dir={args.runs_dir}"] + (["--fast"] if args.fast else [])
+    runs_dir = args.runs_dir
+    if runs_dir.is_relative_to(spec.ROOT):
+        runs_dir = runs_dir.relative_to(spec.ROOT)
+    return ["python", "experiments/batch_scaling.py", f"--run={run.id}",
+            f"--runs_dir={runs_dir}"] + (["--fast"] if args.fast else [])
 
 
 def execute(runs: list[spec.Run], args) -> list[str]:
@@ -104,12 +110,15 @@ def write_report(rows: list[dict], study: spec.Study, losses: list[str], args) -
     meta = {
         "eval_images": min(len(digits.load_split(config.data.eval_split)),
                            config.eval.max_examples),
-        "command": "python experiments/batch_scaling.py" + (" --fast" if args.fast else ""),
+        "command": shlex.join(["python", "experiments/batch_scaling.py"]
+                              + (["--fast"] if args.fast else [])
+                              + (["--losses", *args.losses] if args.losses else [])),
         "device": benchlib.device_description(), "losses": losses,
         "study": {**vars(study), "base_batch": spec.BASE_BATCH,
                   "warmup_fraction": spec.WARMUP_FRACTION},
         "learning_rate_rule": "peak = config lr * sqrt(batch / base_batch)",
         "runs_finished": len(rows),
+        "written_at_commit": _code_version(),
     }
     import matplotlib  # pylint: disable=import-outside-toplevel
 
@@ -121,6 +130,13 @@ def write_report(rows: list[dict], study: spec.Study, losses: list[str], args) -
     report.plot_batch(rows, meta, args.out / f"batch_scaling_batch{suffix}.png")
     report.plot_temperature(rows, meta, args.out / f"batch_scaling_temperature{suffix}.png")
     benchlib.write_results(args.out, stem, meta, rows, report.tables(rows, meta))
+
+
+def _code_version() -> str:
+    """The commit the report was written at (the runs may predate it; see each run's log)."""
+    describe = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=spec.ROOT,
+                              capture_output=True, text=True)
+    return describe.stdout.strip() or "unknown"
 
 
 def main(argv=None) -> int:
@@ -153,7 +169,7 @@ def main(argv=None) -> int:
     if args.print_commands:
         for run in runs:
             if not (args.runs_dir / run.id / "result.json").exists():
-                print(shlex.join(run_command(run, args)))
+                print(shlex.join(run_command(run, args, portable=True)))
         return 0
     failed = [] if args.report else _prepare_and_execute(runs, args)
     write_report(collect(runs, args.runs_dir), study, losses, args)

@@ -99,6 +99,8 @@ def plot_temperature(rows: list[dict], meta: dict, path: Path) -> None:
                 ax.plot(learnt["final_temperature"], learnt[key], marker="*", ms=14, ls="none",
                         color=color, label=f"{loss}, learnt")
             ax.set_xscale("log")
+            temperatures = meta["study"]["temperatures"]
+            ax.set_xticks(temperatures, [f"{t:g}" for t in temperatures])
             ax.set(xlabel="temperature", ylabel=label)
             ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
