@@ -1,6 +1,6 @@
 """Batch-size and temperature scaling study on the embedded digits captions, in one command.
 
-    python experiments/batch_scaling.py                  # the whole study (~25 min on 2 cores)
+    python experiments/batch_scaling.py                  # the whole study (28 min, 2 busy cores)
     python experiments/batch_scaling.py --fast           # 3 tiny runs, outputs *_fast.*
     python experiments/batch_scaling.py --print_commands # one command per run, to fan out
     python experiments/batch_scaling.py --run=clip_b256_t0.03   # one run (what those print)
