@@ -31,11 +31,10 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
 import batch_scaling_report as report
 import batch_scaling_run as spec
 import benchlib
+from tqdm import tqdm
 
 DEFAULT_LOSSES = ("clip", "siglip", "dcl")
 
@@ -133,9 +132,9 @@ def write_report(rows: list[dict], study: spec.Study, losses: list[str], args) -
 
 
 def _code_version() -> str:
-    """The commit the report was written at (the runs may predate it; see each run's log)."""
+    """The commit the report was written at (runs may have been trained at earlier ones)."""
     describe = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=spec.ROOT,
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
     return describe.stdout.strip() or "unknown"
 
 

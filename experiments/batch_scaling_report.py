@@ -17,9 +17,9 @@ def tables(rows: list[dict], meta: dict) -> str:
     """Accuracy by batch and loss (learnable temperature), then the temperature sweep."""
     losses, study = meta["losses"], meta["study"]
     lines = [
-        f"Held-out zero-shot top-1 on {meta['eval_images']} held-out digits after "
-        f"{study['examples']:,} training examples seen by every run; learnable temperature. "
-        f"Command: `{meta['command']}` ({meta['device']}).", "",
+        (f"Held-out zero-shot top-1 on {meta['eval_images']} held-out digits after "
+         f"{study['examples']:,} training examples seen by every run; learnable temperature. "
+         f"Command: `{meta['command']}` ({meta['device']})."), "",
         "| batch | micro-batches | steps | peak lr | " + " | ".join(losses) + " |",
         "|---:|---:|---:|---:|" + "---:|" * len(losses),
     ]
@@ -30,12 +30,12 @@ def tables(rows: list[dict], meta: dict) -> str:
         lines.append(f"| {batch} | {plan.get('microbatches', '-')} | {plan.get('steps', '-')} | "
                      f"{_fmt(plan.get('learning_rate'), '.2e')} | " + " | ".join(accuracies) + " |")
     lines += [
-        "", f"Temperature at batch {study['temperature_batch']} (fixed, or learnable from the "
-        "loss's config default: final value shown). Alignment E||x - y||^2 of held-out image / "
-        "caption pairs (lower: positives closer); uniformity log E exp(-2||u - v||^2) over "
-        "image pairs and caption pairs (lower: more spread).", "",
-        "| loss | temperature | top-1 | alignment | uniformity (images) | uniformity (captions) "
-        "| modality gap |",
+        "", (f"Temperature at batch {study['temperature_batch']} (fixed, or learnable from the "
+             "loss's config default: final value shown). Alignment E||x - y||^2 of held-out "
+             "image / caption pairs (lower: positives closer); uniformity log E "
+             "exp(-2||u - v||^2) over image pairs and caption pairs (lower: more spread)."), "",
+        ("| loss | temperature | top-1 | alignment | uniformity (images) | uniformity (captions) "
+         "| modality gap |"),
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for loss in losses:

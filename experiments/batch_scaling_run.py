@@ -50,7 +50,7 @@ class Run:
         return f"{self.loss}_b{self.batch}_t{'learn' if self.temperature is None else f'{self.temperature:g}'}"
 
     @classmethod
-    def from_id(cls, run_id: str) -> "Run":
+    def from_id(cls, run_id: str) -> Run:
         match = _ID.match(run_id)
         if not match:
             raise ValueError(f"bad run id {run_id!r}; expected LOSS_bBATCH_tTEMP, e.g. "

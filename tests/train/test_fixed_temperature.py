@@ -4,7 +4,8 @@ import json
 import pytest
 
 from configs import common
-from contrastive.train import loop, task as task_lib
+from contrastive.train import loop
+from contrastive.train import task as task_lib
 from tests.train.helpers import tiny_config
 
 
