@@ -2,10 +2,9 @@
 import math
 import os
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display
-import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=wrong-import-position
+# A bare Figure draws straight to a file: no pyplot, so importing this module leaves the user's
+# backend alone (a notebook keeps its inline plots).
+from matplotlib.figure import Figure
 
 
 def plot_curves(records: list[dict], keys: list[str], path: str, title: str,
@@ -17,7 +16,8 @@ def plot_curves(records: list[dict], keys: list[str], path: str, title: str,
         return False
     cols = min(columns, len(keys))
     rows = math.ceil(len(keys) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
+    fig = Figure(figsize=(4.5 * cols, 3.2 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[len(keys):]:
         ax.set_visible(False)
     for ax, key in zip(axes.flat, keys):
@@ -29,7 +29,6 @@ def plot_curves(records: list[dict], keys: list[str], path: str, title: str,
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return True
 
 
