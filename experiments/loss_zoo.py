@@ -69,7 +69,8 @@ def run_command(config_file: str, loss: str, options: dict, workdir: Path, steps
     config = config_file + (":runlocal" if fast else "")
     return [sys.executable, "-m", "contrastive.main", f"--config={config}",
             f"--workdir={workdir}", f"--config.loss={loss}",
-            f"--config.loss_options={json.dumps(options)}", f"--config.total_steps={steps}",
+            # ml_collections reads a dict flag as a Python literal (True, not JSON's true).
+            f"--config.loss_options={options!r}", f"--config.total_steps={steps}",
             "--config.eval_every=0", "--config.checkpoint_every=100", "--config.eval.linear_probe=True",
             "--config.progress_bar=False", "--config.plots=False"]
 
@@ -198,7 +199,7 @@ def main():
     if args.print_commands:
         for setting, row, loss, options in runs:
             workdir = args.out / "loss_zoo_runs" / setting / row.replace(" ", "_")
-            print(" ".join(f"'{c}'" if "{" in c else c for c in run_command(
+            print(" ".join(f'"{c}"' if "{" in c else c for c in run_command(
                 SETTINGS[setting][0], loss, options, workdir, steps, args.fast)))
         return
     n, d = (1024, 64) if args.fast else (16384, 128)
