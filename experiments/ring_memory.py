@@ -1,6 +1,6 @@
 """Ring-sharded vs all-gather vs single-device contrastive loss: per-device memory and time.
 
-    python experiments/ring_memory.py           # N = 8k .. 64k on 8 fake CPU devices (~15 min)
+    python experiments/ring_memory.py           # N = 8k .. 64k on 8 fake CPU devices (~5 min idle)
     python experiments/ring_memory.py --fast    # N = 1k .. 4k, seconds
 
 Three ways to take the CLIP loss (forward + backward, gradients of x, y and scale) of a global

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from contrastive.losses.reductions import (
     COL_SIDE, ROW_SIDE, Reductions, Stats, float_leaves, replace_float_leaves, tile_structure)
-from contrastive.losses.tiling import Side, Tiling, scores
+from contrastive.losses.tiling import RING_CHUNKS, Side, Tiling, scores
 from contrastive.parallel.ring import as_varying, ring_index, ring_loop
 
 
@@ -47,22 +47,22 @@ def backward(x, y, scale, bias, row_data, col_data, stats: Stats, cotangents: St
 
     row_lse, row_g = side_inputs(ROW_SIDE)
     col_lse, col_g = side_inputs(COL_SIDE)
-    tile_index = jnp.arange(tiling.num_tiles)
 
     # The gradient accumulators are loop carries updated one tile at a time (not scan inputs
     # mapped to outputs), so XLA updates them in place: one buffer each, which matters most for
-    # the ring, where the block's dY is also in flight.
+    # the ring, where the block's dY is also in flight. They are flat (T b, ...) rows, the
+    # gradients' own shape, so that the last scaling writes over them (see below).
     def sweep(row_acc, y_block, col_acc):
-        dx_tiles, d_row_tiles, dbias = row_acc
-        y_tiles, col_ids, col_tiles, col_lse, col_g = y_block
+        dx_rows, d_row_rows, dbias = row_acc
+        y_tiles, col_ids, col_tiles, col_lse, col_g = y_block  # a block, or a piece of one
 
         def row_tile_step(acc, row_in):
-            dx_tiles, d_row_tiles, col_acc, dbias = acc
+            dx_rows, d_row_rows, col_acc, dbias = acc
             i, x_i, row_ids_i, row_data_i, row_lse_i, row_g_i = row_in
             row_valid = (row_ids_i >= 0)[:, None] if tiling.padded else None
 
             def col_tile_step(acc, col_in):
-                dx_i, d_row_i, (dy_tiles, d_col_tiles), dbias = acc
+                dx_i, d_row_i, (dy_rows, d_col_rows), dbias = acc
                 j, y_j, col_ids_j, col_data_j, col_lse_j, col_g_j = col_in
                 s = scores(x_i, y_j, scale, bias, dtype)
                 valid = None
@@ -84,46 +84,52 @@ def backward(x, y, scale, bias, row_data, col_data, stats: Stats, cotangents: St
                 # accumulate in the statistics dtype.
                 ds_in = ds.astype(x.dtype)
                 dx_i += jnp.dot(ds_in, y_j, preferred_element_type=dtype)
-                dy_tiles = dy_tiles.at[j].add(jnp.dot(ds_in.T, x_i, preferred_element_type=dtype))
+                dy_rows = tiling.add_rows(
+                    dy_rows, j, jnp.dot(ds_in.T, x_i, preferred_element_type=dtype))
                 d_row_i = [a + g.astype(dtype) for a, g in zip(d_row_i, d_row)]
-                d_col_tiles = [a.at[j].add(g.astype(dtype)) for a, g in zip(d_col_tiles, d_col)]
+                d_col_rows = [tiling.add_rows(a, j, g.astype(dtype))
+                              for a, g in zip(d_col_rows, d_col)]
                 if bias is not None:
                     dbias += jnp.sum(ds)
-                return (dx_i, d_row_i, (dy_tiles, d_col_tiles), dbias), None
+                return (dx_i, d_row_i, (dy_rows, d_col_rows), dbias), None
 
             (dx_i, d_row_i, col_acc, dbias), _ = jax.lax.scan(
-                col_tile_step, (dx_tiles[i], [a[i] for a in d_row_tiles], col_acc, dbias),
-                (tile_index, y_tiles, col_ids, col_tiles, col_lse, col_g))
-            dx_tiles = dx_tiles.at[i].set(dx_i)
-            d_row_tiles = [a.at[i].set(g) for a, g in zip(d_row_tiles, d_row_i)]
-            return (dx_tiles, d_row_tiles, col_acc, dbias), None
+                col_tile_step,
+                (tiling.rows(dx_rows, i), [tiling.rows(a, i) for a in d_row_rows], col_acc, dbias),
+                (jnp.arange(y_tiles.shape[0]), y_tiles, col_ids, col_tiles, col_lse, col_g))
+            dx_rows = tiling.set_rows(dx_rows, i, dx_i)
+            d_row_rows = [tiling.set_rows(a, i, g) for a, g in zip(d_row_rows, d_row_i)]
+            return (dx_rows, d_row_rows, col_acc, dbias), None
 
-        row_inputs = (tile_index, tiling.split(x), row_ids, tiling.split_data(row_data),
-                      row_lse, row_g)
-        (dx_tiles, d_row_tiles, col_acc, dbias), _ = jax.lax.scan(
-            row_tile_step, (dx_tiles, d_row_tiles, col_acc, dbias), row_inputs)
-        return (dx_tiles, d_row_tiles, dbias), col_acc
+        row_inputs = (jnp.arange(tiling.num_tiles), tiling.split(x), row_ids,
+                      tiling.split_data(row_data), row_lse, row_g)
+        (dx_rows, d_row_rows, col_acc, dbias), _ = jax.lax.scan(
+            row_tile_step, (dx_rows, d_row_rows, col_acc, dbias), row_inputs)
+        return (dx_rows, d_row_rows, dbias), col_acc
 
-    def zeros_like_tiles(a):
-        return as_varying(jnp.zeros((tiling.num_tiles, tiling.block) + a.shape[1:], dtype),
+    def zero_rows(a):  # a flat (T b, ...) accumulator for a's rows
+        return as_varying(jnp.zeros((tiling.num_tiles * tiling.block,) + a.shape[1:], dtype),
                           axis_name)
 
-    row_acc = (zeros_like_tiles(x), [zeros_like_tiles(a) for a in float_leaves(row_data)],
+    row_acc = (zero_rows(x), [zero_rows(a) for a in float_leaves(row_data)],
                as_varying(jnp.zeros((), dtype), axis_name))
-    col_acc = (zeros_like_tiles(y), [zeros_like_tiles(a) for a in float_leaves(col_data)])
+    col_acc = (zero_rows(y), [zero_rows(a) for a in float_leaves(col_data)])
     y_block = (tiling.split(y), row_ids, tiling.split_data(col_data), col_lse, col_g)
-    (dx_tiles, d_row_tiles, dbias), (dy_tiles, d_col_tiles) = ring_loop(
-        sweep, row_acc, y_block, col_acc, axis_name)
+    (dx_rows, d_row_rows, dbias), (dy_rows, d_col_rows) = ring_loop(
+        sweep, row_acc, y_block, col_acc, axis_name, RING_CHUNKS)
 
     # Gradients of G = X Y^T, where S = scale * G + bias.
-    dg_y, dg_x = tiling.merge(dx_tiles), tiling.merge(dy_tiles)  # dG Y and dG^T X
+    dg_y, dg_x = tiling.trim(dx_rows), tiling.trim(dy_rows)  # dG Y and dG^T X
     dscale = jnp.sum(x.astype(dtype) * dg_y)  # sum_ij dS_ij G_ij = sum_i <x_i, (dS Y)_i>
+    # dscale first: then dX = scale dG Y (and whatever the caller adds to it) is the last use
+    # of the accumulator, and XLA can write it in place instead of into a second buffer.
+    dscale, dg_y = jax.lax.optimization_barrier((dscale, dg_y))
     if axis_name is not None:  # scale and bias are shared by all shards: sum their gradients
         dscale, dbias = jax.lax.psum((dscale, dbias), axis_name)
     dx = (scale * dg_y).astype(x.dtype)
     dy = (scale * dg_x).astype(y.dtype)
     return (dx, dy, dscale, None if bias is None else dbias,
-            _feature_grads(row_data, d_row_tiles, tiling), _feature_grads(col_data, d_col_tiles, tiling))
+            _feature_grads(row_data, d_row_rows, tiling), _feature_grads(col_data, d_col_rows, tiling))
 
 
 def _tile_cotangents(terms, row_lse, row_g, col_lse, col_g, valid) -> dict:
@@ -145,12 +151,13 @@ def _tile_cotangents(terms, row_lse, row_g, col_lse, col_g, valid) -> dict:
     return cot
 
 
-def _feature_grads(data, grad_tiles, tiling: Tiling):
-    """Gradients of the per-example features: merged tiles for float leaves, None for others."""
+def _feature_grads(data, grad_rows, tiling: Tiling):
+    """Gradients of the per-example features: trimmed accumulators for float leaves, None for
+    others."""
     if data is None:
         return None
-    grads = iter(grad_tiles)
+    grads = iter(grad_rows)
     leaves, treedef = jax.tree.flatten(data)
     return treedef.unflatten([
-        tiling.merge(next(grads)).astype(a.dtype) if jnp.issubdtype(a.dtype, jnp.inexact) else None
+        tiling.trim(next(grads)).astype(a.dtype) if jnp.issubdtype(a.dtype, jnp.inexact) else None
         for a in leaves])

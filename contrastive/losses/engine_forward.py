@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from contrastive.losses.reductions import COL_SIDE, ROW_SIDE, Reductions, Stats, tile_structure
-from contrastive.losses.tiling import Side, Tiling, lse_update, scores
+from contrastive.losses.tiling import RING_CHUNKS, Side, Tiling, lse_update, scores
 from contrastive.parallel.ring import as_varying, ring_index, ring_loop
 
 
@@ -50,7 +50,8 @@ def forward(x, y, scale, bias, row_data, col_data, reductions: Reductions, block
     row_state = as_varying(_initial(structure, ROW_SIDE, tiling, dtype), axis_name)
     col_state = as_varying(_initial(structure, COL_SIDE, tiling, dtype), axis_name)
     y_block = (tiling.split(y), row_ids, tiling.split_data(col_data))
-    row_state, col_state = ring_loop(sweep, row_state, y_block, col_state, axis_name)
+    row_state, col_state = ring_loop(sweep, row_state, y_block, col_state, axis_name,
+                                      RING_CHUNKS)
     return Stats.from_leaves(structure, _finish({**row_state, **col_state}, tiling))
 
 

@@ -51,12 +51,38 @@ class Tiling(NamedTuple):
 
     def merge(self, a: Array) -> Array:
         """(T, b, ...) -> (n, ...), padding dropped."""
-        return a.reshape((-1,) + a.shape[2:])[: self.n]
+        return self.trim(a.reshape((-1,) + a.shape[2:]))
+
+    # Accumulators of rows (gradients) are kept flat, (T b, ...): with no padding they already
+    # have their result's shape, so XLA can finish them in place (the final scale, the loss's
+    # own terms) instead of writing a copy; (T, b, ...) tiles would need a reshape first.
+    def rows(self, a: Array, i) -> Array:
+        """Tile i, (b, ...), of a flat (T b, ...) accumulator."""
+        return jax.lax.dynamic_slice_in_dim(a, i * self.block, self.block)
+
+    def set_rows(self, a: Array, i, tile: Array) -> Array:
+        return jax.lax.dynamic_update_slice_in_dim(a, tile, i * self.block, 0)
+
+    def add_rows(self, a: Array, i, tile: Array) -> Array:
+        return self.set_rows(a, i, self.rows(a, i) + tile)
+
+    def trim(self, a: Array) -> Array:
+        """(T b, ...) -> (n, ...): padding dropped (nothing to do without padding)."""
+        return a if a.shape[0] == self.n else a[: self.n]
 
     def ids(self, offset) -> Array:
         """(T, b) global row indices offset + 0 .. n-1, and -1 on padding rows."""
         local = jnp.arange(self.num_tiles * self.block, dtype=jnp.int32)
         return jnp.where(local < self.n, local + offset, -1).reshape(self.num_tiles, self.block)
+
+
+# Under a ring each block travels in pieces of whole tiles, at most this many, one ring per
+# piece (`parallel.ring.ring_loop`): a device then holds about 4 / RING_CHUNKS of a block in
+# visitors and payloads (theirs and the copies in flight) instead of 4 blocks. 16 make that a
+# quarter block, below the tiles' own temporaries at N / P = 8192 on CPU; the ring's steps
+# multiply, each with proportionally less compute and transfer, and the measured time did not
+# change (experiments/ring_memory.py).
+RING_CHUNKS = 16
 
 
 def scores(x_tile, y_tile, scale, bias, dtype):

@@ -4,6 +4,8 @@ Each of the P devices on the batch axes keeps its own rows; the other modality's
 every device in turn, one `lax.ppermute` hop per step. Against an all-gather this keeps
 per-device memory at O(N/P d) instead of O(N d), and each hop's transfer overlaps the compute
 on the block in hand, so the ring costs no more time when compute per block exceeds one hop.
+Blocks can travel in pieces, one ring per piece (`ring_loop(..., chunks)`), so that a device
+holds a piece of the visiting block and its accumulators rather than whole blocks.
 
 Axis names are whatever the caller passes (the trainer passes `sharding.BATCH_AXES`); None means
 no ring: one device, or a caller outside `shard_map`.
@@ -48,7 +50,7 @@ def as_varying(tree, axis_name: AxisName):
     return jax.tree.map(lambda a: jax.lax.pcast(a, _axes(axis_name), to="varying"), tree)
 
 
-def ring_loop(step: Callable, local, visitor, payload, axis_name: AxisName):
+def ring_loop(step: Callable, local, visitor, payload, axis_name: AxisName, chunks: int = 1):
     """Runs `step` against each device's block in turn and brings the block's results home.
 
         local, payload = step(local, visitor, payload)
@@ -57,8 +59,49 @@ def ring_loop(step: Callable, local, visitor, payload, axis_name: AxisName):
     read-only inputs, sent ahead to the next device before `step` runs so that the transfer
     overlaps the compute; `payload` holds the block's accumulators, sent on after `step`. After
     P steps every payload is back on the device that owns its block. Returns (local, payload).
+
+    `chunks` > 1 sends each block in pieces, one ring per piece, one ring after the other:
+    `step` sees a piece of every block, and a device holds one piece of a visitor and one of a
+    payload (and their copies in flight) instead of whole blocks, 4 / chunks of a block instead
+    of 4. Each piece's payload comes home complete into its place in `payload`. The steps become
+    chunks x P, each with 1 / chunks of the compute and of the transfer, so the overlap holds.
+    Pieces are cut along the leading axes: the visitor's first leaf has L rows (e.g. L tiles)
+    and every other leaf a multiple m L of them (e.g. flat accumulators of b rows per tile); a
+    piece of k of the first leaf's rows takes k m rows of each leaf. There are `chunks` pieces
+    (at most L) of ceil(L / chunks), and one shorter piece where that does not divide L.
     """
     size = ring_size(axis_name)
+    length = jax.tree.leaves(visitor)[0].shape[0]
+    if size == 1 or chunks <= 1 or length <= 1:
+        return _ring_pass(step, local, visitor, payload, axis_name, size)
+    for a in jax.tree.leaves((visitor, payload)):
+        if a.ndim == 0 or a.shape[0] % length:
+            raise ValueError(f"every visitor and payload leaf's leading axis must be a multiple "
+                             f"of the first visitor leaf's ({length}); got shape {a.shape}")
+    piece = -(-length // chunks)
+    full, rest = divmod(length, piece)
+
+    def cut(tree, start, rows):
+        return jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(
+            a, start * (a.shape[0] // length), rows * (a.shape[0] // length)), tree)
+
+    def put(tree, part, start):  # in place: the loop carry's buffer is updated, not copied
+        return jax.tree.map(lambda a, b: jax.lax.dynamic_update_slice_in_dim(
+            a, b, start * (a.shape[0] // length), 0), tree, part)
+
+    def one_piece(start, rows, local, payload):
+        local, done = _ring_pass(step, local, cut(visitor, start, rows), cut(payload, start, rows),
+                                 axis_name, size)
+        return local, put(payload, done, start)
+
+    if rest:  # the shorter piece first, a ring of its own shape; then the loop is the payload's
+        local, payload = one_piece(0, rest, local, payload)  # last writer (XLA keeps it in place)
+    return jax.lax.fori_loop(
+        0, full, lambda q, carry: one_piece(rest + q * piece, piece, *carry), (local, payload))
+
+
+def _ring_pass(step, local, visitor, payload, axis_name, size):
+    """One ring: `step` against every device's (piece of a) block, payloads back home."""
 
     def hop(carry, _):
         local, visitor, payload = carry

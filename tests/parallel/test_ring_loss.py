@@ -144,3 +144,76 @@ def test_zoo_losses_on_the_ring_equal_one_device_in_float64(name):
         got, want = run(ring), run(single)
     for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         assert rel_err(g, w, 1.0 / 40) < 1e-11
+
+
+# Blocks travel in pieces (`ring_loop(..., chunks)`): every piece's payload must come home whole.
+@pytest.mark.parametrize("chunks", [1, 2, 3, 5, 16])
+def test_ring_loop_pieces_bring_every_payload_home(chunks):
+    """A step whose results are exact integers: each device adds (its index + 1) times the
+    visiting rows to their payload (2 payload rows per visitor row, as flat accumulators of
+    tiles have b) and the visitor's total to its own `local`. Pieces of any size, one of them
+    shorter (5 rows in 2 or 3 pieces), give the closed form."""
+    from jax.sharding import PartitionSpec
+
+    from contrastive.parallel.ring import ring_index, ring_loop
+
+    mesh = _mesh((2, 4, 1))
+    axes = ("data", "fsdp")
+    rows = np.arange(8 * 5 * 3, dtype=np.int32).reshape(8 * 5, 3)
+
+    def body(block):
+        def step(local, visitor, payload):
+            weight = ring_index(axes) + 1
+            return (local + weight * jnp.sum(visitor),
+                    payload + weight * jnp.repeat(jnp.sum(visitor, axis=1), 2))
+
+        local, payload = jax.lax.pcast(
+            (jnp.int32(0), jnp.zeros(2 * block.shape[0], jnp.int32)), axes, to="varying")
+        local, payload = ring_loop(step, local, block, payload, axes, chunks)
+        return local[None], payload
+
+    local, payload = jax.jit(jax.shard_map(
+        body, mesh=mesh, in_specs=PartitionSpec(axes), out_specs=PartitionSpec(axes)))(rows)
+    np.testing.assert_array_equal(payload, 36 * np.repeat(rows.sum(axis=1), 2))
+    np.testing.assert_array_equal(local, np.arange(1, 9) * rows.sum())
+
+
+@pytest.mark.parametrize("loss_name", list(LOSSES))
+# 17 tiles of 1 row: pieces of 2 tiles and one of 1; 4 tiles of 2 rows: 4 pieces of one tile.
+@pytest.mark.parametrize("rows_per_device,block_size", [(17, 1), (8, 2)])
+def test_ring_in_pieces_matches_float64_reference(loss_name, rows_per_device, block_size):
+    mesh = _mesh((2, 4, 1))
+    loss, ref, scalars = LOSSES[loss_name]
+    with jax.enable_x64(True):
+        x, y = paired(3, rows_per_device * 8)
+        args = (x, y) + tuple(np.float64(s) for s in scalars)
+        ring = sharded_loss(lambda *a, **k: loss(*a, block_size=block_size, **k), mesh)
+        (value, grads), (want, want_grads) = _value_and_grads(ring, args), _value_and_grads(ref, args)
+    n, scale = x.shape[0], scalars[0]
+    assert rel_err(value, want, scale) < 1e-12
+    floors = [scale / n, scale / n] + [1.0] * (len(grads) - 2)
+    for g, w, floor in zip(grads, want_grads, floors):
+        assert rel_err(g, w, floor) < 1e-12
+
+
+def test_ring_per_device_memory_is_a_sixth_of_one_device():
+    """XLA's per-device count (arguments + gradient outputs + temporaries) for the CLIP loss
+    and its gradients on 8 devices: at most 1/6 of the single-device blockwise loss's, and
+    below 5 (N/P) d floats, of which the arguments and outputs are 4 (x, y, dx, dy)."""
+    n, d, block = 8192, 32, 64
+    mesh = make_mesh({"data": 8})
+
+    def total_bytes(fn, x):
+        grad = jax.jit(jax.value_and_grad(fn, argnums=(0, 1, 2)))
+        m = grad.lower(x, x, jnp.float32(1.0)).compile().memory_analysis()
+        return (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+                - m.alias_size_in_bytes)
+
+    single = total_bytes(lambda x, y, s: clip_loss(x, y, s, block_size=block),
+                         jax.ShapeDtypeStruct((n, d), jnp.float32))
+    rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    ring = total_bytes(
+        sharded_loss(lambda *a, **k: clip_loss(*a, block_size=block, **k), mesh, ("data",)),
+        jax.ShapeDtypeStruct((n, d), jnp.float32, sharding=rows))
+    assert ring <= single / 6, (ring, single)
+    assert ring < 5 * (n // 8) * d * 4, ring
