@@ -175,7 +175,7 @@ def plot(rows):
                     label="linear probe top-1")
             ax.set(xlim=(0, 1), title=f"{setting}: held-out accuracy")
             ax.invert_yaxis()
-            ax.legend(loc="lower right")
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
             ax.grid(True, axis="x", alpha=0.3)
         fig.tight_layout()
         fig.savefig(path, dpi=120)
@@ -188,7 +188,15 @@ def main():
     parser.add_argument("--steps", type=int, default=400, help="training steps per run")
     parser.add_argument("--print_commands", action="store_true",
                         help="print one command per training run (to fan out) and exit")
+    parser.add_argument("--report", action="store_true",
+                        help="rewrite the table and plot from the saved JSON, measuring nothing")
     args = parser.parse_args()
+    stem = "loss_zoo_fast" if args.fast else "loss_zoo"
+    if args.report:
+        saved = json.loads((args.out / f"{stem}.json").read_text())
+        benchlib.write_results(args.out, stem, saved["meta"], saved["rows"],
+                               to_markdown(saved["rows"], saved["meta"]), plot(saved["rows"]))
+        return
     if args.worker:
         loss, n, d, repeats = args.worker
         print(json.dumps(cost_worker(loss, int(n), int(d), int(repeats))))
@@ -212,7 +220,7 @@ def main():
     meta = {"device": benchlib.device_description(), "steps": steps,
             "batch": 16 if args.fast else 256, "n": n, "d": d,
             "command": "python experiments/loss_zoo.py" + (" --fast" if args.fast else "")}
-    benchlib.write_results(args.out, "loss_zoo_fast" if args.fast else "loss_zoo", meta, rows,
+    benchlib.write_results(args.out, stem, meta, rows,
                            to_markdown(rows, meta), plot(rows))
 
 
