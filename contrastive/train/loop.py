@@ -20,6 +20,8 @@ from contrastive.train import (evaluators, init, losses, optim, per_example, plo
 from contrastive.train import task as task_lib
 
 log = logging.getLogger(__name__)
+# The evaluation figures the progress bar shows (every figure goes to eval.jsonl).
+HEADLINE_METRICS = ("zero_shot_top1", "knn_top1")
 
 
 def _model_inputs(task, example: dict, rows: int):
@@ -110,7 +112,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             metrics_log.write(lines)
             last_loss = lines[-1]["loss"]
             progress.update(len(values))
-            progress.set_postfix(loss=f"{last_loss:.4f}", ex_per_s=f"{rate:.0f}", **last_eval)
+            headline = {k: f"{v:.3f}" for k, v in last_eval.items() if k in HEADLINE_METRICS}
+            progress.set_postfix(loss=f"{last_loss:.4f}", ex_per_s=f"{rate:.0f}", **headline)
             pending, interval_start = [], time.time()
         if evaluating:
             last_eval = evaluate(state)
