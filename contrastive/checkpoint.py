@@ -84,3 +84,35 @@ class Checkpointer:
 
     def close(self) -> None:
         self._manager.close()
+
+
+class ReadOnlyCheckpoints:
+    """A run's checkpoints opened for reading only (evaluation): the saved steps, and a partial
+    restore of chosen parts of the state (e.g. params and model_state, whatever else it holds)."""
+
+    def __init__(self, directory: str):
+        self.directory = os.path.abspath(directory)
+        self._manager = None
+        if os.path.isdir(self.directory):
+            self._manager = ocp.CheckpointManager(
+                self.directory,
+                item_handlers={"state": ocp.PyTreeCheckpointHandler(),
+                               "data": ocp.JsonCheckpointHandler()},
+                options=ocp.CheckpointManagerOptions(create=False),
+            )
+
+    def steps(self) -> list[int]:
+        return [] if self._manager is None else sorted(self._manager.all_steps())
+
+    def restore_state_items(self, step: int, target: dict) -> dict:
+        """{name: restored tree} for the top-level state entries in `target` (abstract arrays
+        with shardings); nothing else is read."""
+        restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+            item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+            partial_restore=True,
+        )))
+        return dict(restored.state)
+
+    def close(self) -> None:
+        if self._manager is not None:
+            self._manager.close()

@@ -12,9 +12,8 @@ import types
 import jax
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 
-from contrastive import parallel
+from contrastive import checkpoint, parallel
 from contrastive.train import data as data_lib
 from contrastive.train import evaluators, init, optim
 from contrastive.train import task as task_lib
@@ -36,20 +35,12 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
         return ml_collections.ConfigDict(json.load(f))
 
 
-def _manager(workdir: str) -> ocp.CheckpointManager:
-    directory = os.path.join(os.path.abspath(workdir), "checkpoints")
-    steps = []
-    if os.path.isdir(directory):
-        manager = ocp.CheckpointManager(
-            directory, item_handlers={"state": ocp.PyTreeCheckpointHandler(),
-                                      "data": ocp.JsonCheckpointHandler()},
-            options=ocp.CheckpointManagerOptions(create=False),
-        )
-        steps = manager.all_steps()
-    if not steps:
-        raise EvaluationError(f"no checkpoint in {directory}: train first (python -m "
+def _checkpoints(workdir: str) -> checkpoint.ReadOnlyCheckpoints:
+    checkpoints = checkpoint.ReadOnlyCheckpoints(os.path.join(workdir, "checkpoints"))
+    if not checkpoints.steps():
+        raise EvaluationError(f"no checkpoint in {checkpoints.directory}: train first (python -m "
                               "contrastive.main ... --workdir=...), or check the path")
-    return manager
+    return checkpoints
 
 
 def _abstract_variables(config, task, tokenizer, mesh, rules) -> dict:
@@ -68,15 +59,12 @@ def _abstract_variables(config, task, tokenizer, mesh, rules) -> dict:
     return {"params": abstract.params, "model_state": abstract.model_state}
 
 
-def _restore_variables(manager, step: int, target: dict) -> types.SimpleNamespace:
+def _restore_variables(checkpoints, step: int, target: dict) -> types.SimpleNamespace:
     """The checkpoint's params and model_state only: a partial restore reads nothing else,
     whatever else the TrainState holds."""
-    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
-        item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
-        partial_restore=True,
-    )))
-    return types.SimpleNamespace(params=restored.state["params"],
-                                 model_state=restored.state.get("model_state") or {})
+    restored = checkpoints.restore_state_items(step, target)
+    return types.SimpleNamespace(params=restored["params"],
+                                 model_state=restored.get("model_state") or {})
 
 
 def _every_evaluator(config) -> ml_collections.ConfigDict:
@@ -91,11 +79,11 @@ def _every_evaluator(config) -> ml_collections.ConfigDict:
 def evaluate_checkpoint(workdir: str, step: int | None = None, mesh_shape: dict | None = None):
     """(step, {metric: value}) of every evaluator on the checkpoint at `step` (None: latest)."""
     config = _every_evaluator(load_run_config(workdir))
-    manager = _manager(workdir)
-    steps = sorted(manager.all_steps())
+    checkpoints = _checkpoints(workdir)
+    steps = checkpoints.steps()
     step = steps[-1] if step is None else step
     if step not in steps:
-        raise EvaluationError(f"no checkpoint at step {step} in {manager.directory}; "
+        raise EvaluationError(f"no checkpoint at step {step} in {checkpoints.directory}; "
                               f"available steps: {', '.join(map(str, steps))}")
     try:
         mesh = parallel.make_mesh(dict(mesh_shape or config.mesh))
@@ -111,8 +99,8 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, mesh_shape: dict 
     except ValueError as error:  # a config that cannot be evaluated, e.g. classes lacking prompts
         raise EvaluationError(str(error)) from None
     target = _abstract_variables(config, task, tokenizer, mesh, rules)
-    state = _restore_variables(manager, step, target)
-    manager.close()
+    state = _restore_variables(checkpoints, step, target)
+    checkpoints.close()
     return step, evaluate(state)
 
 
