@@ -30,8 +30,8 @@ def get_config(arg=None):
     c.eval_every = 5000
     c.checkpoint_every = 2000
     c.mesh = {"data": -1}  # e.g. {"fsdp": -1} or {"data": -1, "model": 4} for large towers
-    c.model.image_size = image_size
-    c.model.text_size = text_size
+    c.model.image_variant = image_size
+    c.model.text_variant = text_size
     c.model.text_options = {"vocab_size": 32_000, "max_len": 77}
     c.model.embed_dim = embed_dim
     c.model.dtype = "bfloat16"
@@ -49,8 +49,8 @@ def get_config(arg=None):
     c.eval.zero_shot = False  # captions have no classes; retrieval comes with the eval suite
     if args.runlocal:
         common.shrink_for_smoke_run(c)
-        c.model.image_size = "mu/16"
-        c.model.text_size = "mu"
+        c.model.image_variant = "mu/16"
+        c.model.text_variant = "mu"
         c.model.embed_dim = 32
         c.model.dtype = "float32"
     return c

@@ -47,20 +47,18 @@ def base_config() -> ml_collections.ConfigDict:
     c.mesh = {"data": -1}
     # Overrides of the logical-axis rules, e.g. {"embed": None} (see contrastive.parallel.rules).
     c.sharding_rules = {}
-    # A name in contrastive/train/losses.py: clip, siglip, ntxent, supcon, dcl, hard_negative,
-    # cwcl, clip_geometry, auc, isogclr.
-    c.loss = "clip"
-    # The loss's hyper-parameters, e.g. {"beta": 1.0} (hard_negative), {"sigma": 0.5} (dcl ->
-    # DCLW), {"gamma": 0.8, "rho": 6.0, "tau_lr": 1e-2} (isogclr); see each loss's docstring.
+    c.loss = "clip"  # a name in LOSSES of contrastive/train/losses.py (one record per loss)
+    # The loss's options, e.g. {"beta": 1.0} (hard_negative), {"sigma": 0.5} (dcl -> DCLW): its
+    # function's keyword arguments (an unknown one is refused, the valid ones listed).
     c.loss_options = {}
     c.loss_block_size = config_dict.placeholder(int)  # loss tile edge; None lets the engine choose
 
     c.model = ml_collections.ConfigDict()
     c.model.kind = "image_text"  # "image_text" (dual encoder) or "two_view" (SimCLR siamese)
     c.model.image_tower = "vit"  # "vit" or "resnet"
-    c.model.image_size = "B/16"  # ViT "size/patch" or ResNet depth ("18", "50")
+    c.model.image_variant = "B/16"  # ViT "size/patch" or ResNet depth ("18", "50")
     c.model.image_options = {}  # any other tower field, e.g. {"pool": "map"}
-    c.model.text_size = "B"  # text Transformer size (contrastive.models.TEXT_SIZES)
+    c.model.text_variant = "B"  # text Transformer size (contrastive.models.TEXT_SIZES)
     c.model.text_options = {}  # any other text tower field, e.g. {"causal": False}
     c.model.embed_dim = 512  # dimension of the shared embedding space
     c.model.head_hidden_dim = 2048  # two_view: hidden width of SimCLR's MLP head

@@ -14,9 +14,9 @@ def get_config(arg=None):
     c = common.base_config()
     common.digits_schedule(c)
     c.log_every = 20  # every step is still recorded; fetching them in groups keeps dispatch async
-    c.model.image_size = "mu/2"  # width 32, 1 block, 2x2 patches: 16 patches + cls
+    c.model.image_variant = "mu/2"  # width 32, 1 block, 2x2 patches: 16 patches + cls
     c.model.image_options = {"width": 64, "mlp_dim": 128, "num_heads": 2, "depth": 2}
-    c.model.text_size = "mu"
+    c.model.text_variant = "mu"
     c.model.text_options = {"width": 64, "mlp_dim": 128, "num_heads": 2, "depth": 1}
     c.model.embed_dim = 64
     c.optimizer.weight_decay = 0.05

@@ -9,7 +9,7 @@ def get_config(arg=None):
     common.digits_schedule(c)
     c.model.kind = "two_view"
     c.model.image_tower = "resnet"
-    c.model.image_size = "18"
+    c.model.image_variant = "18"
     c.model.image_options = {"width": 8, "small_inputs": True, "stage_sizes": (1, 1, 1, 1)}
     c.model.embed_dim = 32
     c.model.head_hidden_dim = 64

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 class Checkpointer:
-    """create, latest_step, save, restore; keeps the last `keep` steps."""
+    """save and restore (the newest step that restores); keeps the last `keep` steps."""
 
     def __init__(self, directory: str, keep: int = 3, async_save: bool = True):
         options = ocp.CheckpointManagerOptions(
@@ -25,12 +25,6 @@ class Checkpointer:
         self._manager = ocp.CheckpointManager(
             self.directory, options=options, item_names=("state", "data")
         )
-
-    def latest_step(self) -> int | None:
-        return self._manager.latest_step()
-
-    def all_steps(self) -> list[int]:
-        return sorted(self._manager.all_steps())
 
     def save(self, step: int, state, data_state: dict) -> bool:
         """Starts writing `step` (in the background when async); False if it already exists."""

@@ -20,6 +20,19 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+# Fields renamed since earlier versions: an old name is refused with its new one.
+RENAMED = {"model.image_size": "model.image_variant", "model.text_size": "model.text_variant"}
+
+
+def renamed_fields_error(config) -> str | None:
+    """The message for a config that still sets a renamed field, or None."""
+    fields = set(_field_paths(config))
+    old = [name for name in RENAMED if name in fields]
+    if not old:
+        return None
+    return "; ".join(f"config field {name!r} was renamed {RENAMED[name]!r}" for name in old)
+
+
 def _field_paths(config, prefix=""):
     for key, value in config.items():
         yield prefix + key
@@ -44,6 +57,9 @@ def _parse_flags(argv):
         valid = sorted(_field_paths(_load_config(argv)))
         for arg in argv[1:]:
             path = arg.lstrip("-").split("=", 1)[0].removeprefix("config.")
+            if arg.startswith("--config.") and path in RENAMED:
+                sys.exit(f"Config field {path!r} was renamed {RENAMED[path]!r}: use "
+                         f"--config.{RENAMED[path]}=")
             if arg.startswith("--config.") and path not in valid:
                 near = difflib.get_close_matches(path, valid, n=5, cutoff=0.5)
                 scope = [v for v in valid if v.rpartition(".")[0] == path.rpartition(".")[0]]
@@ -75,6 +91,9 @@ def main(argv):
     _initialise_distributed()
     from contrastive.train import loop  # pylint: disable=import-outside-toplevel
 
+    message = renamed_fields_error(_CONFIG.value)
+    if message:
+        sys.exit(message)
     logging.info("config:\n%s", _CONFIG.value)
     loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 

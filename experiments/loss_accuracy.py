@@ -23,8 +23,7 @@ import numpy as np  # noqa: E402
 
 import benchlib  # noqa: E402
 from contrastive.losses import clip_loss, reference, siglip_loss  # noqa: E402
-from tests.losses.helpers import paired, rel_err  # noqa: E402
-from tests.losses.zoo_cases import CASES, NEEDS_TWO, value_and_grads  # noqa: E402
+from contrastive.losses.cases import CASES, NEEDS_TWO, paired, rel_err, value_and_grads  # noqa: E402
 
 SHAPES = [(1, None), (2, 1), (7, 3), (7, None), (257, 64), (257, 100), (1000, 128), (1000, None)]
 SCALES = [1.0, 100.0, 1e4]

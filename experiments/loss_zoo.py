@@ -108,22 +108,19 @@ def cost_worker(loss: str, n: int, d: int, repeats: int) -> dict:
     import numpy as np
 
     from contrastive import parallel
-    from contrastive.train import losses, per_example
+    from contrastive.train import losses
 
     rng = np.random.default_rng(0)
     x, y = (rng.standard_normal((n, d)).astype(np.float32) for _ in range(2))
     x, y = (jnp.asarray(a / np.linalg.norm(a, axis=1, keepdims=True)) for a in (x, y))
-    extras = {"labels": jnp.asarray(rng.integers(0, 10, n), jnp.int32)}
+    labels = jnp.asarray(rng.integers(0, 10, n), jnp.int32)
     name, options = loss.split(":", 1) if ":" in loss else (loss, "{}")
-    options = json.loads(options)
-    if name in losses.STATEFUL:
-        extras.update(per_example.gather(per_example.initial_state(name, n, {}), jnp.arange(n)))
     mesh = parallel.make_mesh({"data": 1}, devices=jax.devices()[:1])
-    fn = losses.make_loss(name, mesh, options=options)
+    fn = losses.bind(name, mesh, options=json.loads(options))
+    rows = losses.gather(fn.initial_state(n), jnp.arange(n))
 
     def scalar_loss(x, y, scale):
-        out = fn(x, y, scale, jnp.float32(-10.0), **extras)
-        return out[0] if isinstance(out, tuple) else out
+        return fn(x, y, scale, jnp.float32(-10.0), labels, rows)[0]
 
     compiled = jax.jit(jax.value_and_grad(scalar_loss, argnums=(0, 1, 2))).lower(
         x, y, jnp.float32(10.0)).compile()

@@ -34,3 +34,13 @@ def test_workdir_is_required():
     result = run_cli("--config=configs/digits_clip.py")
     assert result.returncode != 0
     assert "workdir" in result.stderr
+
+
+def test_a_renamed_field_is_refused_with_its_new_name(tmp_path):
+    result = run_cli("--config=configs/digits_clip.py", f"--workdir={tmp_path}",
+                     "--config.model.image_size=mu/2")
+    assert result.returncode != 0
+    message = result.stderr.strip().splitlines()[-1]
+    assert "'model.image_size' was renamed 'model.image_variant'" in message
+    assert "Traceback" not in result.stderr
+    assert not tmp_path.joinpath("config.json").exists()

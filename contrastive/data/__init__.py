@@ -9,4 +9,5 @@ Modules, by topic:
   examples     record -> model-input transforms (image-text, two views, labelled image)
   pipeline     shuffled, per-process, batched, checkpointable iterator
   sharding     global batch assembly with jax.make_array_from_process_local_data
+  from_config  the sources, tokenizer, transforms, train iterator and eval split a config names
 """

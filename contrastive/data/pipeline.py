@@ -106,11 +106,6 @@ class DataIterator:
             )
         return batch
 
-    @property
-    def step(self) -> int:
-        """Global batches consumed so far."""
-        return self._step
-
     def get_state(self) -> dict:
         return {"step": self._step, **self._fingerprint}
 

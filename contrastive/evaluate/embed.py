@@ -1,5 +1,4 @@
 """A model's embeddings of a whole host array, in fixed-size sharded batches."""
-import math
 from collections.abc import Callable
 
 import jax
@@ -9,12 +8,21 @@ from jax.sharding import NamedSharding, PartitionSpec
 from contrastive import parallel
 
 
+def unit_rows(x) -> np.ndarray:
+    """Rows scaled to unit L2 norm, in float64 (every metric here is computed in float64);
+    ValueError unless x is a non-empty (N, d) array."""
+    x = np.asarray(x, np.float64)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"embeddings must be a non-empty (N, d) array, got shape {x.shape}")
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 def make_batch_embedder(fn: Callable, mesh, rules, batch_size: int):
     """embed(params, model_state, array) -> NumPy (N, d), calling fn(params, model_state,
     inputs) on batches of `batch_size` rows (the last one padded), split over the mesh's
     batch axes. Every process passes the same array and gets every row back."""
     batch_sharding = parallel.batch_sharding(mesh)
-    shards = math.prod(mesh.shape[axis] for axis in parallel.BATCH_AXES)
+    shards = parallel.batch_shards(mesh)
     batch_size = -(-batch_size // shards) * shards  # a multiple of the batch shards
     jitted = jax.jit(fn, out_shardings=NamedSharding(mesh, PartitionSpec()))
 

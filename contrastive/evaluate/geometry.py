@@ -11,19 +11,14 @@ quantities that the definitions state on the unit sphere normalise the rows firs
 """
 import numpy as np
 
+from contrastive.evaluate.embed import unit_rows
+
 # Rows per block in the pairwise sums: memory O(_CHUNK x N), never N x N.
 _CHUNK = 1024
 
 
-def _unit(x) -> np.ndarray:
-    x = np.asarray(x, np.float64)
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise ValueError(f"embeddings must be a non-empty (N, d) array, got shape {x.shape}")
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def _paired(x, y) -> tuple[np.ndarray, np.ndarray]:
-    x, y = _unit(x), _unit(y)
+    x, y = unit_rows(x), unit_rows(y)
     if x.shape != y.shape:
         raise ValueError(f"paired embeddings need equal shapes, got {x.shape} and {y.shape}")
     return x, y
@@ -40,7 +35,7 @@ def uniformity(x, t: float = 2.0, chunk: int = _CHUNK) -> float:
 
     Summed over blocks of rows as a running log-sum-exp, so a large t cannot underflow.
     """
-    x = _unit(x)
+    x = unit_rows(x)
     n = len(x)
     if n < 2:
         raise ValueError("uniformity needs at least two embeddings")
@@ -75,7 +70,7 @@ def effective_rank(x) -> float:
     2023, on embeddings): singular values, not covariance eigenvalues (their squares). Between 1
     (all variation along one direction) and min(N, d) (equal spread); 0 if every row coincides.
     """
-    x = _unit(x)
+    x = unit_rows(x)
     s = np.linalg.svd(x - x.mean(axis=0), compute_uv=False)
     if s.sum() <= 1e-12 * len(x):
         return 0.0

@@ -8,14 +8,10 @@ time: memory O(chunk x references).
 """
 import numpy as np
 
+from contrastive.evaluate.embed import unit_rows
 from contrastive.evaluate.zero_shot import top1_accuracy
 
 _CHUNK = 1024
-
-
-def _unit(x) -> np.ndarray:
-    x = np.asarray(x, np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def nearest_neighbours(queries, reference, k: int, chunk: int = _CHUNK):
@@ -23,7 +19,7 @@ def nearest_neighbours(queries, reference, k: int, chunk: int = _CHUNK):
     most similar first."""
     if not 1 <= k <= len(reference):
         raise ValueError(f"k must be between 1 and the {len(reference)} references, got {k}")
-    queries, reference = _unit(queries), _unit(reference)
+    queries, reference = unit_rows(queries), unit_rows(reference)
     sims, indices = [], []
     for start in range(0, len(queries), chunk):
         scores = queries[start : start + chunk] @ reference.T

@@ -13,14 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from contrastive.evaluate.embed import unit_rows
+
 _CHUNK = 1024
-
-
-def _unit(x) -> np.ndarray:
-    x = np.asarray(x, np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"embeddings must be (N, d), got shape {x.shape}")
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def best_relevant_ranks(queries, gallery, query_index, gallery_index,
@@ -29,7 +24,7 @@ def best_relevant_ranks(queries, gallery, query_index, gallery_index,
 
     Relevance is the list of pairs (query_index[p], gallery_index[p]); every query needs one.
     """
-    queries, gallery = _unit(queries), _unit(gallery)
+    queries, gallery = unit_rows(queries), unit_rows(gallery)
     query_index = np.asarray(query_index, np.int64)
     gallery_index = np.asarray(gallery_index, np.int64)
     if query_index.shape != gallery_index.shape or query_index.ndim != 1:

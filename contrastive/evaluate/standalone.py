@@ -14,9 +14,9 @@ import ml_collections
 import numpy as np
 
 from contrastive import checkpoint, parallel
-from contrastive.train import data as data_lib
-from contrastive.train import evaluators, init, optim
-from contrastive.train import task as task_lib
+from contrastive import task as task_lib
+from contrastive.data import from_config as data_lib
+from contrastive.evaluate import suite
 
 
 class EvaluationError(Exception):
@@ -44,19 +44,14 @@ def _checkpoints(workdir: str) -> checkpoint.ReadOnlyCheckpoints:
 
 
 def _abstract_variables(config, task, tokenizer, mesh, rules) -> dict:
-    """{"params", "model_state"} of the TrainState as sharded ShapeDtypeStructs, laid out as
-    the training loop lays them out (the optimiser's and loss's state are not needed here)."""
+    """{"params", "model_state"} as sharded ShapeDtypeStructs, laid out as the training loop
+    lays them out (the optimiser's and loss's state are not needed here)."""
     source = data_lib.load_source(config, config.data.eval_split)
     example = data_lib.make_transform(config, source, tokenizer)(source[0],
                                                                  np.random.default_rng(0))
-    rows = mesh.shape["data"] * mesh.shape["fsdp"]
-    batch = {k: jax.ShapeDtypeStruct((rows, *np.shape(v)), np.asarray(v).dtype)
-             for k, v in example.items()}
-    optimizer, _ = optim.make_optimizer(config.optimizer, config.total_steps)
-    init_fn = init.make_init_fn(task, optimizer, task.inputs(batch))
-    shardings = init.state_shardings(task, init_fn, task.inputs(batch), mesh, rules)
-    abstract = init.abstract_state(init_fn, shardings)
-    return {"params": abstract.params, "model_state": abstract.model_state}
+    inputs = task_lib.model_inputs(task, example, parallel.batch_shards(mesh))
+    variables = task_lib.abstract_variables(task, inputs, mesh, rules)
+    return {"params": variables.pop("params"), "model_state": variables}
 
 
 def _restore_variables(checkpoints, step: int, target: dict) -> types.SimpleNamespace:
@@ -90,12 +85,11 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, mesh_shape: dict 
     except ValueError as error:
         raise EvaluationError(f"{error} (pass --mesh='{{\"data\": -1}}' to use every device "
                               "for data parallelism)") from None
-    rules = (parallel.with_overrides(dict(config.sharding_rules)) if config.sharding_rules
-             else parallel.DEFAULT_RULES)
+    rules = parallel.with_overrides(config.sharding_rules)
     tokenizer = data_lib.make_tokenizer(config) if config.model.kind == "image_text" else None
     task = task_lib.make_task(config, tokenizer.vocab_size if tokenizer else None)
     try:
-        evaluate = evaluators.make_evaluator(config, task, mesh, rules, tokenizer)
+        evaluate = suite.make_evaluator(config, task, mesh, rules, tokenizer)
     except ValueError as error:  # a config that cannot be evaluated, e.g. classes lacking prompts
         raise EvaluationError(str(error)) from None
     target = _abstract_variables(config, task, tokenizer, mesh, rules)

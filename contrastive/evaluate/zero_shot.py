@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from contrastive.evaluate.embed import unit_rows
+
 
 def _checked(scores, labels) -> tuple[np.ndarray, np.ndarray]:
     scores, labels = np.asarray(scores), np.asarray(labels)
@@ -46,10 +48,6 @@ def check_prompt_classes(labels: np.ndarray, num_prompt_classes: int,
         )
 
 
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def class_weights(embed_texts: Callable[[np.ndarray], np.ndarray], tokenizer,
                   class_prompts: Sequence[Sequence[str]]) -> np.ndarray:
     """(C, d) unit class weights from each class's prompts (every class the same number)."""
@@ -57,14 +55,14 @@ def class_weights(embed_texts: Callable[[np.ndarray], np.ndarray], tokenizer,
     if len(counts) != 1:
         raise ValueError(f"every class needs the same number of prompts, got {sorted(counts)}")
     tokens = tokenizer.encode_batch([p for prompts in class_prompts for p in prompts])
-    embeddings = _unit_rows(np.asarray(embed_texts(tokens), np.float64))
+    embeddings = unit_rows(np.asarray(embed_texts(tokens), np.float64))
     per_class = embeddings.reshape(len(class_prompts), counts.pop(), -1)
-    return _unit_rows(per_class.mean(axis=1))
+    return unit_rows(per_class.mean(axis=1))
 
 
 def zero_shot_scores(image_embeddings: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """(N, C) cosine similarities of images (N, d) to unit class weights (C, d)."""
-    return _unit_rows(np.asarray(image_embeddings, np.float64)) @ np.asarray(weights).T
+    return unit_rows(np.asarray(image_embeddings, np.float64)) @ np.asarray(weights).T
 
 
 def zero_shot_top1(image_embeddings: np.ndarray, labels: np.ndarray,

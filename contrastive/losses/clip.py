@@ -10,7 +10,6 @@ from contrastive.losses import engine, pallas
 from contrastive.parallel.ring import AxisName
 
 _REDUCTIONS = engine.Reductions(row_lse=True, col_lse=True)
-_PALLAS_TERMS = pallas.Terms(row_lse=True, col_lse=True)
 
 
 def clip_loss(
@@ -48,7 +47,7 @@ def clip_loss(
     pallas.check_impl(impl, axis_name)
     x, y = engine.common_dtype(x, y)
     if impl == "pallas":
-        stats = pallas.pairwise_stats(x, y, scale, None, _PALLAS_TERMS, block_size=block_size)
+        stats = pallas.pairwise_stats(x, y, scale, None, _REDUCTIONS, block_size=block_size)
     else:
         stats = engine.pairwise_stats(x, y, scale, None, _REDUCTIONS, block_size, axis_name)
     positives = positive_scores(x, y, scale)

@@ -110,8 +110,28 @@ def isogclr_loss(
     return loss, Estimates(log_u_x, log_u_y)
 
 
-def initial_state(num_examples: int, tau_init: float = 0.07):
+def initial_state(num_examples: int, *, tau_init: float = 0.07):
     """The per-example state of a dataset: temperatures tau_x, tau_y and log u = -inf (unseen)."""
     tau = jnp.full((num_examples,), tau_init, jnp.float32)
     unseen = jnp.full((num_examples,), -jnp.inf, jnp.float32)
     return {"tau_x": tau, "tau_y": tau, "log_u_x": unseen, "log_u_y": unseen}
+
+
+def update_state(rows: dict, row_grads: dict, estimates: dict, *, tau_lr: float = 1e-2,
+                 tau_min: float = 0.005, tau_max: float = 1.0):
+    """(the batch's rows of the state after a step, their mean temperatures).
+
+    The new estimates replace the old; the temperatures take a projected gradient step of
+    their own (not the optimiser's),
+
+        tau_i <- clip(tau_i - tau_lr * dF_i / dtau_i, tau_min, tau_max),
+
+    with dF_i / dtau_i the derivative of anchor i's own term (the batch loss's gradient times
+    the batch size). The paper uses Adam for the temperatures; a plain step keeps the state to
+    one array per side.
+    """
+    batch = rows["tau_x"].shape[0]
+    new = {"log_u_x": estimates["log_u_x"], "log_u_y": estimates["log_u_y"]}
+    for name in ("tau_x", "tau_y"):
+        new[name] = jnp.clip(rows[name] - tau_lr * batch * row_grads[name], tau_min, tau_max)
+    return new, {"mean_tau_x": jnp.mean(new["tau_x"]), "mean_tau_y": jnp.mean(new["tau_y"])}

@@ -33,6 +33,13 @@ def _scores(s, row, col):
     return s
 
 
+def pair_nll(s, row, col):
+    """SigLIP's pair term -log sigmoid(z_ij s_ij), z_ij = +1 for the paired i == j and -1
+    otherwise (the fused kernels recognise this function: `losses.pallas`)."""
+    z = jnp.where(row.ids[:, None] == col.ids[None, :], 1.0, -1.0).astype(s.dtype)
+    return jax.nn.softplus(-z * s)  # = -log sigmoid(z s), stable for |s| up to any scale
+
+
 @dataclasses.dataclass(frozen=True)
 class Reductions:
     """Which reductions of S a loss needs. Hashable, so it can be a static argument."""

@@ -4,20 +4,13 @@ from __future__ import annotations
 from typing import Optional
 
 import jax
-import jax.numpy as jnp
 
-from contrastive.losses import engine, pallas
+from contrastive.losses import engine, pallas, reductions
 from contrastive.parallel.ring import AxisName
 
 
-def _pair_nll(s, row, col):
-    """-log sigmoid(z_ij s_ij), with z_ij = +1 for the paired i == j and -1 otherwise."""
-    z = jnp.where(row.ids[:, None] == col.ids[None, :], 1.0, -1.0).astype(s.dtype)
-    return jax.nn.softplus(-z * s)  # = -log sigmoid(z s), stable for |s| up to any scale
-
-
-_REDUCTIONS = engine.Reductions(row_sum=_pair_nll)
-_PALLAS_TERMS = pallas.Terms(row_nll=True)
+# -1/N sum_ij log sigmoid(z_ij S_ij) = mean over rows i of row_sum_i.
+_REDUCTIONS = engine.Reductions(row_sum=reductions.pair_nll)
 
 
 def siglip_loss(
@@ -57,8 +50,7 @@ def siglip_loss(
     pallas.check_impl(impl, axis_name)
     x, y = engine.common_dtype(x, y)
     if impl == "pallas":
-        stats = pallas.pairwise_stats(x, y, scale, bias, _PALLAS_TERMS, block_size=block_size)
+        stats = pallas.pairwise_stats(x, y, scale, bias, _REDUCTIONS, block_size=block_size)
     else:
         stats = engine.pairwise_stats(x, y, scale, bias, _REDUCTIONS, block_size, axis_name)
-    # -1/N sum_ij log sigmoid(z_ij S_ij) = mean over rows i of row_sum_i.
     return engine.global_mean(stats.row_sum, axis_name)

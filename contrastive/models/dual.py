@@ -50,10 +50,6 @@ class DualEncoder(nn.Module):
         """Returns (image embeddings, text embeddings), each (B, embed_dim)."""
         return self.embed_images(images, train), self.embed_texts(tokens, train)
 
-    def scale_and_bias(self):
-        """(exp(log_scale), bias), float32 scalars: `model.apply(variables, method="scale_and_bias")`."""
-        return jnp.exp(self.log_scale), self.bias
-
 
 class SiameseEncoder(nn.Module):
     """SimCLR-style encoder: one tower and one head shared by two augmented views.

@@ -5,14 +5,13 @@ from contrastive.parallel.rules import DEFAULT_RULES, Rules, check_rules, with_o
 from contrastive.parallel.sharding import (
     BATCH_AXES,
     batch_sharding,
-    init_sharded,
+    batch_shards,
     param_shardings,
-    shard_batch,
     sharding_context,
 )
 
 __all__ = [
     "MESH_AXES", "make_mesh", "mesh_shape", "DEFAULT_RULES", "Rules", "check_rules",
-    "with_overrides", "BATCH_AXES", "batch_sharding", "init_sharded", "param_shardings",
-    "shard_batch", "sharding_context", "ring_loop", "ring_shift", "sharded_loss",
+    "with_overrides", "BATCH_AXES", "batch_sharding", "batch_shards", "param_shardings",
+    "sharding_context", "ring_loop", "ring_shift", "sharded_loss",
 ]

@@ -1,11 +1,10 @@
-"""From logical names to `NamedSharding`s: parameters, batches, and sharded initialisation."""
+"""From logical names to `NamedSharding`s: parameters and batches."""
 import contextlib
 import math
 from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from contrastive.parallel.rules import DEFAULT_RULES, Rules, check_rules
@@ -95,45 +94,6 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(BATCH_AXES))
 
 
-def shard_batch(batch: Any, mesh: Mesh) -> Any:
-    """Places a tree of host arrays onto the mesh with `batch_sharding`.
-
-    Each process passes its own slice of the global batch (all of it on one host); the global
-    arrays are assembled with `jax.make_array_from_process_local_data`. Raises ValueError naming
-    the array when the global batch is not divisible by data x fsdp.
-    """
-    sharding = batch_sharding(mesh)
-    processes = jax.process_count()
-    global_shapes = jax.tree_util.tree_map(
-        lambda x: jax.ShapeDtypeStruct((x.shape[0] * processes, *x.shape[1:]), x.dtype), batch
-    )
-    specs = jax.tree_util.tree_map(lambda _: sharding.spec, batch)
-    _check_divisible(global_shapes, specs, mesh)
-    return jax.tree_util.tree_map(
-        lambda x, s: jax.make_array_from_process_local_data(sharding, x, s.shape),
-        batch,
-        global_shapes,
-    )
-
-
-def init_sharded(model: nn.Module, rng: jax.Array, *example_inputs: Any, mesh: Mesh,
-                 rules: Rules = DEFAULT_RULES, **init_kwargs: Any) -> tuple[Any, Any]:
-    """Initialises `model` straight into its sharded layout; no device ever holds all of it.
-
-    Abstract first: `jax.eval_shape(model.init)` gives shapes and logical names at no cost; the
-    rules turn them into shardings; then `jit(init, out_shardings=...)` materialises each shard
-    on its own device. `example_inputs` may be arrays or `jax.ShapeDtypeStruct`s (only shapes and
-    dtypes are used). Returns (variables, shardings): unboxed variables (plain arrays) and the
-    NamedSharding tree of the same structure, for the train step's in/out shardings.
-    """
-    shapes = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in example_inputs]
-
-    def init(rng):
-        inputs = [jnp.zeros(s.shape, s.dtype) for s in shapes]
-        return model.init(rng, *inputs, **init_kwargs)
-
-    with sharding_context(mesh, rules):
-        abstract = jax.eval_shape(init, rng)
-        shardings = param_shardings(abstract, mesh, rules)
-        variables = jax.jit(lambda r: nn.meta.unbox(init(r)), out_shardings=shardings)(rng)
-    return variables, shardings
+def batch_shards(mesh: Mesh) -> int:
+    """Into how many pieces the batch is split: the product of the mesh's batch axes."""
+    return math.prod(mesh.shape[axis] for axis in BATCH_AXES if axis in mesh.shape)

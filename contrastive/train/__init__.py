@@ -1,15 +1,12 @@
-"""Training: state, optimiser, the (accumulating) train step, the loop.
+"""Training: the state, the loss records, the (accumulating) train step, the loop.
 
-  state       TrainState (params, model_state, opt_state, step, rng)
-  optim       AdamW + warm-up cosine, weight-decay mask
-  task        image-text (dual) or two-view (siamese) model -> embedding pairs
-  losses      the config's loss by name, ring-sharded on a mesh
-  step        the jitted train step and its diagnostics
+  state       TrainState, the optimiser (AdamW + warm-up cosine), shardings and sharded init
+  losses      one record per loss a config may name; bound to its options on a mesh
+  step        the jitted train step (one path for every loss) and its diagnostics
   accumulate  contrastive gradient accumulation (BASIC / GradCache)
-  init        abstract state, shardings and sharded init
-  data        the config's data sources and iterators
-  evaluators  periodic evaluation during training
-  records     metrics.jsonl / eval.jsonl
-  plots       PNG curves at the end
+  records     metrics.jsonl / eval.jsonl and their PNG plots
   loop        train_and_evaluate(config, workdir)
+
+The task (model + how a batch becomes (x, y)) is `contrastive.task`, the data from the config
+`contrastive.data.from_config`, the periodic evaluation `contrastive.evaluate.suite`.
 """

@@ -37,13 +37,15 @@ def merge_microbatches(tree):
     return jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1).reshape(-1, *a.shape[2:]), tree)
 
 
-def value_and_grad(embed, embedding_loss, params, model_state, batch, rng, k: int):
-    """(loss, d loss / d params, new model_state) of the full batch, k micro-batches at a time.
+def value_and_grad(embed, embedding_loss, params, model_state, batch, rng, rows, k: int):
+    """(loss, outputs, d loss / d params, d loss / d rows, new model_state) of the full batch,
+    k micro-batches at a time.
 
     embed(params, model_state, batch, rng) -> ((x, y), model_state) for one micro-batch (its
     rng is fold_in(rng, j) in both passes, so a stochastic forward replays identically);
-    embedding_loss(x, y, params) -> scalar loss of the whole batch of embeddings (reads only
-    the scalar parameters, e.g. the temperature, from params).
+    embedding_loss(x, y, params, rows) -> (scalar loss of the whole batch of embeddings, its
+    per-example outputs); it reads only the scalar parameters (e.g. the temperature) of
+    params, and `rows` are the batch's per-example loss state.
     """
     micro = split_microbatches(batch, k)
     micro_rngs = jax.vmap(lambda j: jax.random.fold_in(rng, j))(jnp.arange(k))
@@ -58,10 +60,9 @@ def value_and_grad(embed, embedding_loss, params, model_state, batch, rng, k: in
     model_state, pairs = jax.lax.scan(embed_one, model_state, (micro, micro_rngs))
     x, y = merge_microbatches(pairs)
 
-    # 2. Full-batch loss; its gradient w.r.t. the embeddings and the scalar parameters.
-    loss, (grad_x, grad_y, grads) = jax.value_and_grad(embedding_loss, argnums=(0, 1, 2))(
-        x, y, params
-    )
+    # 2. Full-batch loss; its gradient w.r.t. the embeddings, scalar parameters and rows.
+    (loss, outputs), (grad_x, grad_y, grads, row_grads) = jax.value_and_grad(
+        embedding_loss, argnums=(0, 1, 2, 3), has_aux=True)(x, y, params, rows)
     cached = split_microbatches((grad_x, grad_y), k)
 
     # 3. Replay each micro-batch and pull its slice of the embedding gradient back.
@@ -72,4 +73,4 @@ def value_and_grad(embed, embedding_loss, params, model_state, batch, rng, k: in
         return jax.tree.map(jnp.add, grads, micro_grads), None
 
     grads, _ = jax.lax.scan(replay, grads, (micro, micro_rngs, cached))
-    return loss, grads, model_state
+    return loss, outputs, grads, row_grads, model_state

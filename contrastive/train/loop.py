@@ -14,29 +14,20 @@ import ml_collections
 import tqdm
 
 from contrastive import checkpoint, parallel
-from contrastive.train import data as data_lib
-from contrastive.train import (evaluators, init, losses, optim, per_example, plots, records,
-                               step as step_lib)
-from contrastive.train import task as task_lib
+from contrastive import task as task_lib
+from contrastive.data import from_config as data_lib
+from contrastive.evaluate import suite
+from contrastive.train import losses, records
+from contrastive.train import state as state_lib
+from contrastive.train import step as step_lib
 
 log = logging.getLogger(__name__)
 # The evaluation figures the progress bar shows (every figure goes to eval.jsonl).
 HEADLINE_METRICS = ("zero_shot_top1", "knn_top1")
 
 
-def _model_inputs(task, example: dict, rows: int):
-    """ShapeDtypeStructs of the model's inputs for `rows` examples."""
-    batch = {k: jax.ShapeDtypeStruct((rows, *v.shape), v.dtype) for k, v in example.items()}
-    return task.inputs(batch)
-
-
 def _due(step: int, every: int, total: int) -> bool:
     return step == total or (every > 0 and step % every == 0)
-
-
-def _rules(config):
-    overrides = dict(config.sharding_rules)
-    return parallel.with_overrides(overrides) if overrides else parallel.DEFAULT_RULES
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -53,8 +44,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         with open(os.path.join(workdir, "config.json"), "w") as f:
             f.write(config.to_json(indent=1))
     mesh = parallel.make_mesh(dict(config.mesh))
-    rules = _rules(config)
-    batch_shards = mesh.shape["data"] * mesh.shape["fsdp"]
+    rules = parallel.with_overrides(config.sharding_rules)
+    batch_shards = parallel.batch_shards(mesh)
     if config.batch_size % (config.num_microbatches * batch_shards):
         raise ValueError(
             f"batch_size {config.batch_size} must divide into num_microbatches "
@@ -63,30 +54,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     data = data_lib.make_train_data(config, parallel.batch_sharding(mesh))
     task = task_lib.make_task(config, data.tokenizer.vocab_size if data.tokenizer else None)
-    optimizer, schedule = optim.make_optimizer(config.optimizer, config.total_steps)
-    inputs = _model_inputs(task, data.example, batch_shards)
-    loss_state = per_example.initial_state(config.loss, data.num_examples, config.loss_options)
-    init_fn = init.make_init_fn(task, optimizer, inputs, loss_state)
-    shardings = init.state_shardings(task, init_fn, inputs, mesh, rules)
+    loss = losses.bind(config.loss, mesh, config.loss_block_size, config.loss_options)
+    optimizer, schedule = state_lib.make_optimizer(config.optimizer, config.total_steps)
+    inputs = task_lib.model_inputs(task, data.example, batch_shards)
+    init_fn = state_lib.make_init_fn(task, optimizer, inputs,
+                                     loss.initial_state(data.num_examples))
+    shardings = state_lib.state_shardings(task, init_fn, inputs, mesh, rules)
 
     checkpointer = checkpoint.Checkpointer(
         os.path.join(workdir, "checkpoints"), config.keep_checkpoints, config.async_checkpoints
     )
-    restored = checkpointer.restore(init.abstract_state(init_fn, shardings))
+    restored = checkpointer.restore(state_lib.abstract_state(init_fn, shardings))
     if restored is None:
-        first_step, state = 0, init.init_state(init_fn, shardings, config.seed, mesh, rules)
+        first_step, state = 0, state_lib.init_state(init_fn, shardings, config.seed, mesh, rules)
     else:
         first_step, state, data_state = restored
         data.iterator.set_state(data_state)
         log.info("Resumed from the checkpoint at step %d.", first_step)
 
-    loss_fn = losses.make_loss(config.loss, mesh, config.loss_block_size, config.loss_options)
     train_step = step_lib.jit_train_step(
-        step_lib.make_train_step(task, loss_fn, optimizer, schedule, config.num_microbatches,
-                                 config.loss_options),
+        step_lib.make_train_step(task, loss, optimizer, schedule, config.num_microbatches),
         shardings, mesh, rules,
     )
-    evaluate = evaluators.make_evaluator(config, task, mesh, rules, data.tokenizer)
+    evaluate = suite.make_evaluator(config, task, mesh, rules, data.tokenizer)
     metrics_log = records.JsonlWriter(os.path.join(workdir, "metrics.jsonl"), first_step, is_writer)
     eval_log = records.JsonlWriter(os.path.join(workdir, "eval.jsonl"), first_step, is_writer)
     progress = tqdm.tqdm(
@@ -134,7 +124,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         with open(os.path.join(workdir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=1)
         if config.plots:
-            plots.write_plots(
+            records.write_plots(
                 workdir,
                 records.read_jsonl(os.path.join(workdir, "metrics.jsonl")),
                 records.read_jsonl(os.path.join(workdir, "eval.jsonl")),

@@ -1,15 +1,23 @@
-"""The losses a config may name (`config.loss`), with their options (`config.loss_options`).
+"""The losses a config may name (`config.loss`, options in `config.loss_options`), one record
+each: the function, the scalars and batch fields it reads, and its per-example state if any.
 
-Each entry is a function of the task's paired embeddings and scalars,
+A record's function is called as
 
-    loss(x, y, scale, bias, *, labels, block_size, axis_name, **options) -> scalar
+    fn(x, y, *scalars, **per_example, **options, block_size=..., axis_name=...)
 
-`labels` are the batch's class labels (only `supcon` reads them: it is supervised). x and y are
-image and caption embeddings (image-text) or two views (two-view). `isogclr` also reads its
-per-example state and returns the updated estimates (see `train.per_example`).
+with `scalars` the task's values named by `record.scalars` ("scale", "bias") in that order,
+and `per_example` the batch's class labels (when `record.labels`) and the batch's rows of the
+loss's per-example state. It returns the loss, or (loss, per-example outputs) for a loss with
+state. Its options are its keyword arguments with defaults (and those of its state's
+functions): naming any other is an error when the loss is bound. x and y are image and
+caption embeddings (image-text) or two views (two-view). Adding a loss: write its function on
+the engine (contrastive/losses/), then one record below.
 """
+import dataclasses
+import difflib
 import functools
-import math
+import inspect
+from typing import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -17,94 +25,162 @@ import jax.numpy as jnp
 from contrastive import losses, parallel
 from contrastive.losses import isogclr
 
-
-def _clip(x, y, scale, bias, *, labels, **kw):
-    del bias, labels  # InfoNCE has no bias
-    return losses.clip_loss(x, y, scale, **kw)
+# The engine's own arguments, which the trainer sets: never a user option.
+_ENGINE_ARGS = ("block_size", "axis_name")
 
 
-def _siglip(x, y, scale, bias, *, labels, **kw):
-    del labels
-    return losses.siglip_loss(x, y, scale, bias, **kw)
+def _defaults(fn: Callable) -> dict:
+    """fn's keyword arguments that have defaults, minus the engine's."""
+    return {name: p.default for name, p in inspect.signature(fn).parameters.items()
+            if p.default is not p.empty and name not in _ENGINE_ARGS}
 
 
-def _ntxent(x, y, scale, bias, *, labels, decoupled=False, **kw):
+def _accepted(fn: Callable, options: Mapping) -> dict:
+    return {k: v for k, v in options.items() if k in inspect.signature(fn).parameters}
+
+
+@dataclasses.dataclass(frozen=True)
+class PerExample:
+    """State a loss keeps for every training example, gathered by the batch's example ids.
+
+    init(num_examples, **options) -> {name: (num_examples, ...) array}
+    update(rows, row_grads, outputs, **options) -> (new rows, metrics): the batch's rows after
+      the step, from their gradients and the loss's per-example outputs.
+    """
+
+    init: Callable
+    update: Callable
+
+
+def _no_update(rows, row_grads, outputs):
+    del row_grads, outputs
+    return rows, {}
+
+
+NO_STATE = PerExample(init=lambda num_examples: {}, update=_no_update)
+
+
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    """One loss as the trainer runs it (see the module docstring)."""
+
+    fn: Callable
+    scalars: tuple[str, ...] = ("scale",)
+    labels: bool = False
+    state: PerExample = NO_STATE
+
+    def options(self) -> dict:
+        """Every option with its default."""
+        return {**_defaults(self.state.init), **_defaults(self.state.update), **_defaults(self.fn)}
+
+    def check_options(self, name: str, options: Mapping | None) -> dict:
+        """The options, after checking that each is one of this loss's."""
+        options = dict(options or {})
+        valid = self.options()
+        for key in options:
+            if key not in valid:
+                near = difflib.get_close_matches(key, valid, n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                listed = ", ".join(f"{k}={v!r}" for k, v in valid.items()) or "none"
+                raise ValueError(f"unknown option {key!r} for loss {name!r}{hint}; its options "
+                                 f"(with defaults): {listed}")
+        return options
+
+
+def _ntxent(x, y, scale, *, decoupled=False, **kw):
     """x and y as two views; negatives include both views of the other samples (SimCLR)."""
-    del bias, labels
     return losses.ntxent_loss(jnp.stack([x, y]), scale, decoupled=decoupled, **kw)
 
 
-def _supcon(x, y, scale, bias, *, labels, decoupled=False, **kw):
+def _supcon(x, y, scale, *, labels, decoupled=False, **kw):
     """x and y pooled, positives = every other row with the same class label."""
-    del bias
     both = jnp.concatenate([labels, labels])
     return losses.supcon_loss(jnp.concatenate([x, y]), both, scale, decoupled=decoupled, **kw)
 
 
-def _dcl(x, y, scale, bias, *, labels, sigma=None, **kw):
-    del bias, labels
-    return losses.dcl_loss(x, y, scale, sigma=sigma, **kw)
-
-
-def _hard_negative(x, y, scale, bias, *, labels, beta=1.0, tau_plus=0.0, **kw):
-    del bias, labels
-    return losses.hard_negative_loss(x, y, scale, beta=beta, tau_plus=tau_plus, **kw)
-
-
-def _cwcl(x, y, scale, bias, *, labels, **kw):
+def _cwcl(x, y, scale, **kw):
     """The trainer has no separately pre-trained tower, so x's own embeddings, detached, give
     the intra-modal similarities (a self-distilled CWCL)."""
-    del bias, labels
     return losses.cwcl_loss(x, y, scale, jax.lax.stop_gradient(x), **kw)
 
 
-def _clip_geometry(x, y, scale, bias, *, labels, alignment_weight=1.0, uniformity_weight=1.0,
-                   t=2.0, **kw):
-    del bias, labels
-    return losses.clip_geometry_loss(x, y, scale, alignment_weight=alignment_weight,
-                                     uniformity_weight=uniformity_weight, t=t, **kw)
-
-
-def _auc(x, y, scale, bias, *, labels, surrogate="logistic", margin=0.0, **kw):
-    del bias, labels
-    return losses.auc_loss(x, y, scale, surrogate=surrogate, margin=margin, **kw)
-
-
-def _isogclr(x, y, scale, bias, *, labels, tau_x, tau_y, log_u_x, log_u_y, gamma=0.8,
-             rho=6.0, tau_init=None, tau_lr=None, tau_min=None, tau_max=None, **kw):
-    """Per-example temperatures replace the shared scale; the tau_* options belong to the
-    temperatures' update (`train.per_example`)."""
-    del scale, bias, labels, tau_init, tau_lr, tau_min, tau_max
-    return losses.isogclr_loss(x, y, tau_x, tau_y, isogclr.Estimates(log_u_x, log_u_y),
-                               gamma=gamma, rho=rho, **kw)
+def _isogclr(x, y, *, tau_x, tau_y, log_u_x, log_u_y, gamma=0.8, rho=6.0, **kw):
+    """Per-example temperatures replace the shared scale."""
+    loss, estimates = losses.isogclr_loss(x, y, tau_x, tau_y,
+                                          isogclr.Estimates(log_u_x, log_u_y),
+                                          gamma=gamma, rho=rho, **kw)
+    return loss, estimates._asdict()
 
 
 LOSSES = {
-    "clip": _clip,
-    "siglip": _siglip,
-    "ntxent": _ntxent,
-    "supcon": _supcon,
-    "dcl": _dcl,
-    "hard_negative": _hard_negative,
-    "cwcl": _cwcl,
-    "clip_geometry": _clip_geometry,
-    "auc": _auc,
-    "isogclr": _isogclr,
+    "clip": Loss(losses.clip_loss),
+    "siglip": Loss(losses.siglip_loss, scalars=("scale", "bias")),
+    "ntxent": Loss(_ntxent),
+    "supcon": Loss(_supcon, labels=True),
+    "dcl": Loss(losses.dcl_loss),
+    "hard_negative": Loss(losses.hard_negative_loss),
+    "cwcl": Loss(_cwcl),
+    "clip_geometry": Loss(losses.clip_geometry_loss),
+    "auc": Loss(losses.auc_loss),
+    "isogclr": Loss(_isogclr, scalars=(),
+                    state=PerExample(isogclr.initial_state, isogclr.update_state)),
 }
-# Losses with per-example state in the train state (see `train.per_example`).
-STATEFUL = frozenset({"isogclr"})
 
 
-def make_loss(name: str, mesh, block_size: int | None = None, options=None):
-    """loss(x, y, scale, bias, **per_example) over global (N, d) embeddings on `mesh`.
-
-    With more than one batch shard the loss runs as a ring under shard_map: each device keeps
-    its N/P rows and the other modality's blocks travel around, so no device ever gathers the
-    whole batch of embeddings (see contrastive.parallel.ring)."""
+def get(name: str) -> Loss:
+    """The record of `name`, or a ValueError listing the names."""
     if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}")
-    loss = functools.partial(LOSSES[name], block_size=block_size, **dict(options or {}))
-    batch_shards = math.prod(mesh.shape[a] for a in parallel.BATCH_AXES if a in mesh.shape)
-    if batch_shards > 1:
-        return parallel.ring.sharded_loss(loss, mesh, parallel.BATCH_AXES)
-    return loss
+        near = difflib.get_close_matches(name, LOSSES, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ValueError(f"unknown loss {name!r}{hint}; choose one of {', '.join(LOSSES)}")
+    return LOSSES[name]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: a static jit argument
+class BoundLoss:
+    """A record with its options, on a mesh: what the train step calls.
+
+    loss(x, y, scale, bias, labels, rows) -> (loss, per-example outputs) over global (N, d)
+    embeddings; with more than one batch shard it runs as a ring under shard_map, so no device
+    ever gathers the whole batch of embeddings (see contrastive.parallel.ring)."""
+
+    record: Loss
+    options: dict
+    function: Callable
+
+    def __call__(self, x, y, scale, bias, labels, rows):
+        available = {"scale": scale, "bias": bias}
+        per_example = {"labels": labels} if self.record.labels else {}
+        out = self.function(x, y, *[available[s] for s in self.record.scalars],
+                            **per_example, **rows)
+        return out if isinstance(out, tuple) else (out, {})
+
+    def initial_state(self, num_examples: int) -> dict:
+        return self.record.state.init(num_examples,
+                                      **_accepted(self.record.state.init, self.options))
+
+    def update_state(self, rows, row_grads, outputs):
+        return self.record.state.update(rows, row_grads, outputs,
+                                        **_accepted(self.record.state.update, self.options))
+
+
+def bind(name: str, mesh, block_size: int | None = None, options=None) -> BoundLoss:
+    """The loss `name` with `options` (checked against its own), ready for the train step."""
+    record = get(name)
+    options = record.check_options(name, options)
+    function = functools.partial(record.fn, block_size=block_size,
+                                     **_accepted(record.fn, options))
+    if parallel.batch_shards(mesh) > 1:
+        function = parallel.sharded_loss(function, mesh)
+    return BoundLoss(record, options, function)
+
+
+def gather(loss_state: dict, index) -> dict:
+    """The batch's rows of every per-example array."""
+    return {name: values[index] for name, values in loss_state.items()}
+
+
+def scatter(loss_state: dict, index, rows: dict) -> dict:
+    """loss_state with the batch's rows written back at `index` (a repeated id keeps one)."""
+    return {name: values.at[index].set(rows[name].astype(values.dtype))
+            for name, values in loss_state.items()}

@@ -1,94 +1,70 @@
-"""The train step: one pure function (state, batch) -> (state, metrics), jitted once with the
-mesh's shardings and the old state donated."""
+"""The train step: one pure function (state, batch) -> (state, metrics), the same for every
+loss, jitted once with the mesh's shardings and the old state donated."""
 import jax
 import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from contrastive import parallel
-from contrastive.train import accumulate, per_example
+from contrastive.train import accumulate
+from contrastive.train import losses as losses_lib
 from contrastive.train.state import TrainState
 
 
-def make_loss_and_grads(task, loss_fn, num_microbatches: int = 1, stateful: bool = False):
-    """(params, model_state, batch, rng) -> (loss, d loss / d params, new model_state) for
+def loss_and_grads(task, loss, params, model_state, batch, rng, rows, num_microbatches=1):
+    """(loss, per-example outputs, d loss / d params, d loss / d rows, new model_state) of
     the whole batch: directly, or by contrastive gradient accumulation over micro-batches
-    (the same numbers up to float32 rounding; see `accumulate`).
+    (the same numbers up to float32 rounding; see `accumulate`). `loss` is a
+    `losses.BoundLoss`; `rows` the batch's per-example loss state ({} for most losses)."""
 
-    `stateful` (iSogCLR): the function takes the batch's per-example loss inputs as a fifth
-    argument and returns ((loss, new estimates), (grads, input grads), new model_state)."""
-    if stateful and num_microbatches > 1:
-        raise ValueError("a loss with per-example state (isogclr) does not support "
-                         "num_microbatches > 1 yet")
-
-    def embedding_loss(x, y, params, batch, loss_inputs=None):
+    def embedding_loss(x, y, params, rows):
         scale, bias = task.scale_and_bias(params)
-        return loss_fn(x, y, scale, bias, labels=batch["label"], **(loss_inputs or {}))
+        return loss(x, y, scale, bias, batch.get("label"), rows)
 
-    def loss_and_grads(params, model_state, batch, rng, loss_inputs=None):
-        if num_microbatches > 1:
-            return accumulate.value_and_grad(
-                task.embed, lambda x, y, p: embedding_loss(x, y, p, batch), params, model_state,
-                batch, rng, num_microbatches
-            )
+    if num_microbatches > 1:
+        return accumulate.value_and_grad(task.embed, embedding_loss, params, model_state, batch,
+                                         rng, rows, num_microbatches)
 
-        def full_loss(params, loss_inputs):
-            (x, y), new_model_state = task.embed(params, model_state, batch, rng)
-            out = embedding_loss(x, y, params, batch, loss_inputs)
-            loss, estimates = out if stateful else (out, None)
-            return loss, (new_model_state, estimates)
+    def full_loss(params, rows):
+        (x, y), new_model_state = task.embed(params, model_state, batch, rng)
+        value, outputs = embedding_loss(x, y, params, rows)
+        return value, (outputs, new_model_state)
 
-        (loss, (model_state, estimates)), grads = jax.value_and_grad(
-            full_loss, argnums=(0, 1), has_aux=True)(params, loss_inputs or {})
-        if stateful:
-            return (loss, estimates), grads, model_state
-        return loss, grads[0], model_state
-
-    return loss_and_grads
+    (value, (outputs, model_state)), (grads, row_grads) = jax.value_and_grad(
+        full_loss, argnums=(0, 1), has_aux=True)(params, rows)
+    return value, outputs, grads, row_grads, model_state
 
 
-def make_train_step(task, loss_fn, optimizer, schedule, num_microbatches: int = 1,
-                    loss_options=None):
-    """The step, unjitted. loss_fn(x, y, scale, bias, labels=...) is the batch's contrastive
-    loss; with per-example state in the train state (iSogCLR), the batch's rows of it are
-    gathered by example index, passed in, and updated (`per_example`).
+def make_train_step(task, loss, optimizer, schedule, num_microbatches: int = 1):
+    """The step, unjitted. `loss` is a `losses.BoundLoss`: the batch's rows of its per-example
+    state are gathered by example index, passed in, updated and written back.
 
     The per-step key is fold_in(state.rng, state.step): a pure function of the run's seed and
     the step, so a resumed run draws the same numbers as an uninterrupted one.
     """
 
     def train_step(state: TrainState, batch):
-        stateful = bool(state.loss_state)
-        loss_and_grads = make_loss_and_grads(task, loss_fn, num_microbatches, stateful)
         rng = jax.random.fold_in(state.rng, state.step)
-        loss_state, extra_metrics = state.loss_state, {}
-        if stateful:
-            inputs = per_example.gather(state.loss_state, batch["index"])
-            (loss, estimates), (grads, input_grads), model_state = loss_and_grads(
-                state.params, state.model_state, batch, rng, inputs)
-            loss_state = per_example.update(state.loss_state, batch["index"], inputs,
-                                            input_grads, estimates, loss_options or {})
-            # The batch's temperatures after their update.
-            extra_metrics = {f"mean_{t}": jnp.mean(loss_state[t][batch["index"]])
-                             for t in per_example.TEMPERATURES}
-        else:
-            loss, grads, model_state = loss_and_grads(state.params, state.model_state, batch, rng)
+        rows = losses_lib.gather(state.loss_state, batch["index"])
+        value, outputs, grads, row_grads, model_state = loss_and_grads(
+            task, loss, state.params, state.model_state, batch, rng, rows, num_microbatches)
+        new_rows, loss_metrics = loss.update_state(rows, row_grads, outputs)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         scale, bias = task.scale_and_bias(state.params)
         metrics = {
-            "loss": loss,
+            "loss": value,
             "learning_rate": schedule(state.step),
             "temperature": 1.0 / scale,
             "bias": jnp.asarray(bias, jnp.float32),
             "grad_norm": optax.global_norm(grads),
             "param_norm": optax.global_norm(state.params),
             "update_norm": optax.global_norm(updates),
-            **extra_metrics,
+            **loss_metrics,
         }
-        new_state = TrainState(state.step + 1, params, model_state, opt_state, state.rng,
-                               loss_state)
-        return new_state, metrics
+        loss_state = losses_lib.scatter(state.loss_state, batch["index"], new_rows)
+        return TrainState(state.step + 1, params, model_state, opt_state, state.rng,
+                          loss_state), metrics
 
     return train_step
 

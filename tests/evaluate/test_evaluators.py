@@ -9,9 +9,9 @@ import pytest
 
 from configs import digits_simclr
 from contrastive import parallel
-from contrastive.evaluate import geometry, knn
-from contrastive.train import evaluators
-from contrastive.train import task as task_lib
+from contrastive import task as task_lib
+from contrastive.data import from_config
+from contrastive.evaluate import geometry, knn, suite
 
 
 def test_two_view_evaluator_matches_direct_embeddings(digits_data_dir):
@@ -19,18 +19,19 @@ def test_two_view_evaluator_matches_direct_embeddings(digits_data_dir):
     config.data.data_dir = digits_data_dir
     config.eval.max_examples = 20  # not a multiple of the 8 batch shards: padding is exercised
     # A one-block ViT compiles in a fraction of the ResNet's time; the evaluator is the same.
-    config.model.image_tower, config.model.image_size = "vit", "mu/2"
+    config.model.image_tower, config.model.image_variant = "vit", "mu/2"
     config.model.image_options = {"width": 32, "mlp_dim": 64, "num_heads": 2, "depth": 1}
     mesh, rules = parallel.make_mesh({"data": -1}), parallel.DEFAULT_RULES
     task = task_lib.make_task(config)
-    evaluation = evaluators.load_eval_split(config, "test", 20, two_views=True)
-    train = evaluators.load_eval_split(config, "train", 20)
+    evaluation = from_config.load_eval_split(config, "test", 20, two_views=True)
+    train = from_config.load_eval_split(config, "train", 20)
     views = evaluation["views"]
     variables = jax.jit(lambda key: nn.meta.unbox(task.model.init(key, views[:, 0], views[:, 1])))(
         jax.random.PRNGKey(0))
-    params, model_state = task_lib.split_variables(variables)
+    model_state = dict(variables)
+    params = model_state.pop("params")
 
-    evaluate = evaluators.make_evaluator(config, task, mesh, rules)
+    evaluate = suite.make_evaluator(config, task, mesh, rules)
     results = evaluate(types.SimpleNamespace(params=params, model_state=model_state))
 
     both = lambda v: task.embed(params, model_state, {"view1": v[:, 0], "view2": v[:, 1]},

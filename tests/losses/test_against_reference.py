@@ -7,7 +7,7 @@ import pytest
 from scipy.special import log_expit, logsumexp
 
 from contrastive.losses import clip_loss, reference, siglip_loss
-from tests.losses.helpers import paired, rel_err
+from contrastive.losses.cases import paired, rel_err
 
 BIAS = -10.0  # SigLIP's initial bias
 

@@ -7,7 +7,7 @@ from scipy.special import logsumexp
 
 from contrastive.losses import Reductions, clip_loss, pairwise_stats, siglip_loss
 from contrastive.losses.engine import choose_block_size
-from tests.losses.helpers import paired
+from contrastive.losses.cases import paired
 
 
 @pytest.mark.parametrize("n,block_size", [(1, None), (10, 4), (300, 64), (300, None)])

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from contrastive.losses import clip_loss, pallas, reference, siglip_loss
-from tests.losses.helpers import paired, rel_err
+from contrastive.losses.cases import paired, rel_err
+from contrastive.losses.reductions import Reductions, pair_nll
 
 BIAS = -10.0
 
@@ -61,10 +62,10 @@ def test_chunked_depth_and_output_match_reference():
     x, y = paired(1, 45, d=40)  # d padded to 48: three depth chunks, three output chunks
     with jax.enable_x64(True):
         s, b = jnp.float64(30.0), jnp.float64(BIAS)
-        terms = pallas.Terms(row_lse=True, col_lse=True, row_nll=True)
+        reductions = Reductions(row_lse=True, col_lse=True, row_sum=pair_nll)
 
         def fused(x, y, s, b):
-            st = pallas.pairwise_stats(x, y, s, b, terms, blocks=blocks)
+            st = pallas.pairwise_stats(x, y, s, b, reductions, blocks=blocks)
             return jnp.mean(st.row_lse) + 0.3 * jnp.mean(st.col_lse) + 0.1 * jnp.mean(st.row_sum)
 
         def dense(x, y, s, b):
@@ -85,7 +86,7 @@ def test_every_statistic_matches_dense():
     rng = np.random.default_rng(0)
     weights = [rng.normal(size=37) for _ in range(4)]
     with jax.enable_x64(True):
-        terms = pallas.Terms(row_lse=True, col_lse=True, row_nll=True, col_nll=True)
+        reductions = Reductions(row_lse=True, col_lse=True, row_sum=pair_nll, col_sum=pair_nll)
 
         def dense_stats(x, y, s, b):
             logits = s * x @ y.T + b
@@ -94,7 +95,7 @@ def test_every_statistic_matches_dense():
                     jnp.sum(nll, 1), jnp.sum(nll, 0))
 
         def fused_stats(x, y, s, b):
-            return tuple(pallas.pairwise_stats(x, y, s, b, terms, block_size=16))
+            return tuple(pallas.pairwise_stats(x, y, s, b, reductions, block_size=16))
 
         args = (x, y, jnp.float64(5.0), jnp.float64(-3.0))
         for got, want in zip(fused_stats(*args), dense_stats(*args)):
@@ -149,8 +150,10 @@ def test_no_overflow_at_extreme_scale():
     (lambda x: clip_loss(x, x, 1.0, impl="pallas", block_size=100), "power of two >= 16"),
     (lambda x: clip_loss(x, x, 1.0, impl="pallas", block_size=8), "power of two >= 16"),
     (lambda x: pallas.Blocks(out=48).check(), "out must be a power of two >= 16 .*or None"),
-    (lambda x: pallas.pairwise_stats(x, x.T, 1.0, None, pallas.Terms(row_lse=True)),
+    (lambda x: pallas.pairwise_stats(x, x.T, 1.0, None, Reductions(row_lse=True)),
      "one shape and dtype"),
+    (lambda x: pallas.pairwise_stats(x, x, 1.0, None, Reductions(row_sum=lambda s, r, c: s)),
+     "the fused kernels compute log-sum-exps of S"),
 ])
 def test_bad_choice_is_one_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message):
@@ -167,10 +170,10 @@ def test_kernels_lower_to_triton(dtype, blocks):
     """Every kernel (forward rows and columns, both gradients) lowers to Triton IR, which is
     where Pallas rejects what Triton cannot do (non-power-of-two shapes, unsupported ops).
     Lowering is cross-platform, so this runs without a GPU; compiling and running wait for one."""
-    terms = pallas.Terms(row_lse=True, col_lse=True, row_nll=True, col_nll=True)
+    reductions = Reductions(row_lse=True, col_lse=True, row_sum=pair_nll, col_sum=pair_nll)
 
     def loss(x, y, s, b):
-        st = pallas.pairwise_stats(x, y, s, b, terms, blocks=blocks, interpret=False,
+        st = pallas.pairwise_stats(x, y, s, b, reductions, blocks=blocks, interpret=False,
                                    backend="gpu")
         return sum(jnp.mean(v) for v in st)
 

@@ -8,8 +8,7 @@ from scipy.special import log_softmax
 
 from contrastive import losses
 from contrastive.losses import isogclr, reference
-from tests.losses.helpers import paired, rel_err
-from tests.losses.zoo_cases import CASES, NEEDS_TWO, value_and_grads
+from contrastive.losses.cases import CASES, NEEDS_TWO, paired, rel_err, value_and_grads
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -7,13 +7,14 @@ differ from the single-device run. Run with -s to see the max abs differences.
 import functools
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from contrastive.models import DualEncoder, resnet, text_transformer, vit
-from contrastive.parallel import param_shardings, make_mesh, shard_batch, sharding_context
+from contrastive.parallel import batch_sharding, make_mesh, param_shardings, sharding_context
 from tests.models.helpers import rng
 
 MESHES = {
@@ -54,8 +55,7 @@ def clip_loss_grads(model):
         def loss(params):
             v = {**variables, "params": params}
             x, y = model.apply(v, images, tokens)
-            scale, _ = model.apply(v, method="scale_and_bias")
-            logits = scale * x @ y.T
+            logits = jnp.exp(nn.meta.unbox(params["log_scale"])) * x @ y.T
             labels = jnp.arange(x.shape[0])
             return -jnp.mean(jax.nn.log_softmax(logits)[labels, labels])
 
@@ -111,7 +111,7 @@ def test_eight_devices_match_one(case, mesh_name, single_device):
     mesh = make_mesh(MESHES[mesh_name])
     abstract = jax.eval_shape(model.init, rng(), *inputs)
     sharded_variables = jax.device_put(variables, param_shardings(abstract, mesh))
-    sharded_inputs = shard_batch(inputs, mesh)
+    sharded_inputs = jax.device_put(inputs, batch_sharding(mesh))
     with sharding_context(mesh):
         got = jax.jit(fn(model))(sharded_variables, *sharded_inputs)
 

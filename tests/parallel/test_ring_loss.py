@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from contrastive.losses import clip_loss, reference, siglip_loss
-from contrastive.parallel import make_mesh, sharded_loss
-from tests.losses.helpers import paired, rel_err
+from contrastive.losses.cases import paired, rel_err
+from contrastive.parallel import batch_shards, make_mesh, sharded_loss
 
 # (data, fsdp, model) meshes over the first P of the 8 fake devices.
 MESHES = {1: (1, 1, 1), 2: (2, 1, 1), 4: (2, 2, 1), 8: (2, 4, 1), "8 with model": (2, 2, 2)}
@@ -33,10 +33,10 @@ def _value_and_grads(fn, args):
 @pytest.mark.parametrize("rows_per_device,block_size", [(1, None), (7, 3), (33, None)])
 def test_ring_matches_float64_reference(mesh_name, loss_name, rows_per_device, block_size):
     mesh = _mesh(MESHES[mesh_name])
-    batch_shards = mesh.shape["data"] * mesh.shape["fsdp"]
+    shards = batch_shards(mesh)
     loss, ref, scalars = LOSSES[loss_name]
     with jax.enable_x64(True):
-        x, y = paired(batch_shards, rows_per_device * batch_shards)
+        x, y = paired(shards, rows_per_device * shards)
         args = (x, y) + tuple(np.float64(s) for s in scalars)
         ring = sharded_loss(lambda *a, **k: loss(*a, block_size=block_size, **k), mesh)
         (value, grads), (want, want_grads) = _value_and_grads(ring, args), _value_and_grads(ref, args)

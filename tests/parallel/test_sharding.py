@@ -10,8 +10,7 @@ from jax.sharding import PartitionSpec as P
 
 from contrastive.models import DualEncoder, MLPHead, SiameseEncoder, resnet, text_transformer, vit
 from contrastive.parallel import (
-    batch_sharding, init_sharded, make_mesh, param_shardings, shard_batch, sharding_context,
-    with_overrides,
+    batch_sharding, batch_shards, make_mesh, param_shardings, sharding_context, with_overrides,
 )
 from tests.models.helpers import rng
 
@@ -55,12 +54,16 @@ DUAL_LAYOUT = [
 ]
 
 
-def test_init_sharded_lays_out_params_as_the_rules_say_and_matches_plain_init():
+def test_sharded_init_lays_out_params_as_the_rules_say_and_matches_plain_init():
+    """Abstract first, then one jitted init straight into the shardings (as train.state)."""
     mesh = make_mesh(MIXED)
     model = dual_encoder()
     # The default (threefry) key: its bits do not depend on how the output is sharded.
     key = jax.random.key(0)
-    variables, shardings = init_sharded(model, key, *dual_inputs(), mesh=mesh)
+    with sharding_context(mesh):
+        shardings = param_shardings(jax.eval_shape(model.init, key, *dual_inputs()), mesh)
+        variables = jax.jit(lambda k: nn.meta.unbox(model.init(k, *dual_inputs())),
+                            out_shardings=shardings)(key)
     params = variables["params"]
     for path, spec, shard_shape in DUAL_LAYOUT:
         x = leaf(params, path)
@@ -145,18 +148,14 @@ def test_unknown_logical_name_is_a_clear_error():
         param_shardings(abstract, make_mesh({"data": 8}))
 
 
-def test_shard_batch():
+def test_batch_sharding_splits_rows_over_data_and_fsdp():
     mesh = make_mesh({"data": 2, "fsdp": 2, "model": 2})
     assert batch_sharding(mesh).spec == P(("data", "fsdp"))
+    assert batch_shards(mesh) == 4 and batch_shards(make_mesh({"model": 8})) == 1
     images = np.arange(8 * 3 * 2, dtype=np.float32).reshape(8, 3, 2)
-    tokens = np.arange(8 * 5, dtype=np.int32).reshape(8, 5)
-    batch = shard_batch({"images": images, "tokens": tokens}, mesh)
-    assert {s.data.shape for s in batch["images"].addressable_shards} == {(2, 3, 2)}
-    assert {s.data.shape for s in batch["tokens"].addressable_shards} == {(2, 5)}
-    np.testing.assert_array_equal(batch["images"], images)
-    with pytest.raises(ValueError, match=r"tokens: dimension 0 has size 6, not divisible by mesh "
-                                         r"axes 'data' x 'fsdp' of size 4"):
-        shard_batch({"tokens": tokens[:6]}, mesh)
+    batch = jax.device_put(images, batch_sharding(mesh))
+    assert {s.data.shape for s in batch.addressable_shards} == {(2, 3, 2)}
+    np.testing.assert_array_equal(batch, images)
 
 
 def test_activation_constraints_are_live_only_inside_the_sharding_context():

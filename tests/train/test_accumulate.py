@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from contrastive import parallel
-from contrastive.train import accumulate, init, losses, optim, step
-from contrastive.train import data as data_lib
-from contrastive.train import task as task_lib
+from contrastive import task as task_lib
+from contrastive.data import from_config as data_lib
+from contrastive.train import accumulate, losses, step
+from contrastive.train import state as state_lib
 from tests.train.helpers import tiny_config
 
 MESH = {"data": 2, "fsdp": 2, "model": 2}
@@ -31,19 +32,19 @@ def test_four_micro_batches_give_the_full_batch_gradient(digits_data_dir, loss_n
     data = data_lib.make_train_data(config, parallel.batch_sharding(mesh))
     batch = next(data.iterator)
     task = task_lib.make_task(config, data.tokenizer.vocab_size)
-    optimizer, _ = optim.make_optimizer(config.optimizer, config.total_steps)
-    inputs = task.inputs({k: jax.ShapeDtypeStruct((4, *v.shape), v.dtype)
-                          for k, v in data.example.items()})
-    init_fn = init.make_init_fn(task, optimizer, inputs)
-    state = init.init_state(init_fn, init.state_shardings(task, init_fn, inputs, mesh, rules),
-                            config.seed, mesh, rules)
-    loss_fn = losses.make_loss(loss_name, mesh)
+    optimizer, _ = state_lib.make_optimizer(config.optimizer, config.total_steps)
+    inputs = task_lib.model_inputs(task, data.example, 4)
+    init_fn = state_lib.make_init_fn(task, optimizer, inputs)
+    state = state_lib.init_state(
+        init_fn, state_lib.state_shardings(task, init_fn, inputs, mesh, rules), config.seed,
+        mesh, rules)
+    loss = losses.bind(loss_name, mesh)
 
     def loss_and_grads(k):
-        fn = jax.jit(step.make_loss_and_grads(task, loss_fn, k))
+        fn = jax.jit(lambda *a: step.loss_and_grads(task, loss, *a, {}, k))
         with parallel.sharding_context(mesh, rules):
-            loss, grads, _ = fn(state.params, state.model_state, batch, state.rng)
-        return float(loss), jax.tree.map(np.asarray, grads)
+            value, _, grads, _, _ = fn(state.params, state.model_state, batch, state.rng)
+        return float(value), jax.tree.map(np.asarray, grads)
 
     full_loss, full = loss_and_grads(1)
     accumulated_loss, accumulated = loss_and_grads(4)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from configs import basic, clip, common, digits_clip, digits_siglip, digits_simclr, siglip, simclr
-from contrastive.train import optim
-from contrastive.train import task as task_lib
+from contrastive import task as task_lib
+from contrastive.train import state
 
 CONFIGS = {
     "digits_clip": (digits_clip, None), "digits_siglip": (digits_siglip, None),
@@ -45,7 +45,7 @@ def test_config_builds_its_model_abstractly(name):
 
 def test_variants_change_what_they_name():
     assert clip.get_config("vit_b16,batch=65536").batch_size == 65536
-    assert clip.get_config("vit_l14").model.image_size == "L/14"
+    assert clip.get_config("vit_l14").model.image_variant == "L/14"
     assert basic.get_config("micro=8").num_microbatches == 8
     assert siglip.get_config().loss == "siglip"
     assert digits_clip.get_config("runlocal").total_steps < digits_clip.get_config().total_steps
@@ -55,7 +55,7 @@ def test_weight_decay_skips_biases_norms_and_scalars():
     params = {"dense": {"kernel": jnp.ones((2, 3)), "bias": jnp.ones(3)},
               "ln": {"scale": jnp.ones(3)}, "attn": {"query_bias": jnp.ones((2, 3))},
               "log_scale": jnp.ones(()), "token_embed": {"embedding": jnp.ones((5, 3))}}
-    mask = optim.weight_decay_mask(params)
+    mask = state.weight_decay_mask(params)
     assert mask == {"dense": {"kernel": True, "bias": False}, "ln": {"scale": False},
                     "attn": {"query_bias": False}, "log_scale": False,
                     "token_embed": {"embedding": True}}
@@ -64,7 +64,7 @@ def test_weight_decay_skips_biases_norms_and_scalars():
 def test_schedule_warms_up_then_decays_to_the_end_fraction():
     config = digits_clip.get_config().optimizer
     config.warmup_steps, config.learning_rate, config.end_learning_rate_fraction = 10, 1.0, 0.1
-    schedule = optim.learning_rate_schedule(config, 100)
+    schedule = state.learning_rate_schedule(config, 100)
     assert float(schedule(0)) == 0.0
     assert float(schedule(5)) == pytest.approx(0.5)
     assert float(schedule(10)) == pytest.approx(1.0)

@@ -4,8 +4,8 @@ import json
 import pytest
 
 from configs import common
+from contrastive import task as task_lib
 from contrastive.train import loop
-from contrastive.train import task as task_lib
 from tests.train.helpers import tiny_config
 
 

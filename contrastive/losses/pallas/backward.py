@@ -29,29 +29,16 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-from contrastive.losses.pallas import tile
+from contrastive.losses import tiling as tile
+from contrastive.losses.reductions import Reductions
 from contrastive.losses.pallas.blocks import Blocks, compiler_params
-
-
-@dataclasses.dataclass(frozen=True)
-class Terms:
-    """Which statistics a loss reads: lse's and SigLIP nll sums of S's rows and of its columns."""
-
-    row_lse: bool = False
-    col_lse: bool = False
-    row_nll: bool = False
-    col_nll: bool = False
-
-    def transposed(self) -> "Terms":
-        """The same statistics seen from S^T = scale * B A^T + bias."""
-        return Terms(self.col_lse, self.row_lse, self.col_nll, self.row_nll)
 
 
 @dataclasses.dataclass(frozen=True)
 class _Layout:
     """Static description of one call: which optional refs exist, in order."""
 
-    terms: Terms
+    terms: Reductions
     has_bias: bool
     with_scalars: bool
 
@@ -64,9 +51,9 @@ def _kernel(*refs, n, blocks: Blocks, layout: _Layout, dtype, precision):
     a_ref, b_ref = refs.pop(0), refs.pop(0)
     # This block's row statistics (loaded once) and the columns' (sliced per step).
     row_lse, row_g = (refs.pop(0)[...], refs.pop(0)[...]) if terms.row_lse else (None, None)
-    row_gnll = refs.pop(0)[...] if terms.row_nll else None
+    row_gnll = refs.pop(0)[...] if terms.row_sum else None
     col_lse_ref, col_g_ref = (refs.pop(0), refs.pop(0)) if terms.col_lse else (None, None)
-    col_gnll_ref = refs.pop(0) if terms.col_nll else None
+    col_gnll_ref = refs.pop(0) if terms.col_sum else None
     grad_ref = refs.pop(0)
     dsum_ref, dscale_ref = (refs.pop(0), refs.pop(0)) if layout.with_scalars else (None, None)
 
@@ -78,19 +65,19 @@ def _kernel(*refs, n, blocks: Blocks, layout: _Layout, dtype, precision):
         acc, dsum = carry
         col_start = tile.aligned(j * bk, bk)
         cols = pl.ds(col_start, bk)
-        s = tile.scores(a_ref, b_ref, col_start, bk, blocks.depth, scale, bias, dtype, precision)
+        s = tile.ref_scores(a_ref, b_ref, col_start, bk, blocks.depth, scale, bias, dtype, precision)
         ds = jnp.zeros_like(s)
         if terms.row_lse:  # d lse_i / d S_ij = softmax_j(S)_ij = exp(S_ij - lse_i)
             ds += row_g[:, None] * jnp.exp(s - row_lse[:, None])
         if terms.col_lse:
             ds += col_g_ref[cols][None, :] * jnp.exp(s - col_lse_ref[cols][None, :])
-        if terms.row_nll or terms.col_nll:
+        if terms.row_sum or terms.col_sum:
             g = 0.0
-            if terms.row_nll:
+            if terms.row_sum:
                 g = g + row_gnll[:, None]
-            if terms.col_nll:
+            if terms.col_sum:
                 g = g + col_gnll_ref[cols][None, :]
-            ds += g * tile.pair_nll_grad(s, tile.paired_mask(row_start, col_start, s.shape))
+            ds += g * tile.kernel_pair_nll_grad(s, tile.paired_mask(row_start, col_start, s.shape))
         if last:  # padded columns are in no statistic; `where`, not a product: their exp may be inf
             ds = jnp.where(tile.valid_cols(col_start, n, s.shape), ds, 0)
         # dS enters the matmul in the input dtype (bf16 stays on the tensor-core path) and the
@@ -115,14 +102,14 @@ def _kernel(*refs, n, blocks: Blocks, layout: _Layout, dtype, precision):
         dsum_ref[...] = dsum
 
 
-def row_grads(a, b, scale, bias, row_side, col_side, *, n: int, terms: Terms,
+def row_grads(a, b, scale, bias, row_side, col_side, *, n: int, terms: Reductions,
               with_scalars: bool, blocks: Blocks, dtype, interpret: bool, backend: str):
     """Gradient of the loss with respect to a's rows, (N_pad, D_pad) in a's dtype, and with
     `with_scalars` the (D_pad / out, N_pad) per-row partials of d bias and d scale.
 
     row_side / col_side: dicts of (N_pad,) vectors for a's rows / b's rows with keys "lse",
-    "g_lse" (the saved lse and its cotangent) and "g_nll" (the nll sum's cotangent), as `terms`
-    requires. Padded rows come back with meaningless values (the caller drops them)."""
+    "g_lse" (the saved lse and its cotangent) and "g_nll" (the pair-nll sum's cotangent), as
+    the reductions `terms` (lse's of S and sums of SigLIP's pair nll, see `stats`) require. Padded rows come back with meaningless values (the caller drops them)."""
     n_pad, d_pad = a.shape
     bq, bo = blocks.grad_rows, blocks.out
     grid = (n_pad // bq, d_pad // bo)
@@ -137,8 +124,8 @@ def row_grads(a, b, scale, bias, row_side, col_side, *, n: int, terms: Terms,
     inputs += [a, b]
     in_specs += [pl.BlockSpec((bq, d_pad), lambda i, c: (i, 0)),
                  pl.BlockSpec((n_pad, d_pad), lambda i, c: (0, 0))]
-    for side, lse, nll, spec in ((row_side, terms.row_lse, terms.row_nll, row_block),
-                                 (col_side, terms.col_lse, terms.col_nll, whole_vector)):
+    for side, lse, nll, spec in ((row_side, terms.row_lse, terms.row_sum, row_block),
+                                 (col_side, terms.col_lse, terms.col_sum, whole_vector)):
         names = (["lse", "g_lse"] if lse else []) + (["g_nll"] if nll else [])
         inputs += [side[k].astype(dtype) for k in names]
         in_specs += [spec] * len(names)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-from contrastive.losses.pallas import tile
+from contrastive.losses import tiling as tile
 from contrastive.losses.pallas.blocks import Blocks, compiler_params
 
 
@@ -40,13 +40,13 @@ def _kernel(*refs, n, blocks: Blocks, has_bias, lse, nll, dtype, precision):
     def step(j, carry, last):
         m, l, total = carry
         col_start = tile.aligned(j * bk, bk)
-        s = tile.scores(a_ref, b_ref, col_start, bk, blocks.depth, scale, bias, dtype, precision)
+        s = tile.ref_scores(a_ref, b_ref, col_start, bk, blocks.depth, scale, bias, dtype, precision)
         # Only the last column block holds padding; the others skip the mask.
         valid = tile.valid_cols(col_start, n, s.shape) if last else None
         if lse:
-            m, l = tile.lse_update(m, l, s if valid is None else jnp.where(valid, s, -jnp.inf))
+            m, l = tile.lse_update(m, l, s, valid, axis=1)
         if nll:
-            phi = tile.pair_nll(s, tile.paired_mask(row_start, col_start, s.shape))
+            phi = tile.kernel_pair_nll(s, tile.paired_mask(row_start, col_start, s.shape))
             total = total + jnp.sum(phi if valid is None else jnp.where(valid, phi, 0), axis=1)
         return m, l, total
 

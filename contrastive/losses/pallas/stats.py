@@ -2,27 +2,34 @@
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple, Optional
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
 
 from contrastive.losses.pallas import blocks as blocks_lib
-from contrastive.losses.pallas.backward import Terms, row_grads
+from contrastive.losses.pallas.backward import row_grads
 from contrastive.losses.pallas.blocks import Blocks
 from contrastive.losses.pallas.forward import row_stats
+from contrastive.losses.reductions import Reductions, Stats, pair_nll
 
 Array = jax.Array
 
 
-class Stats(NamedTuple):
-    """(N,) statistics of S = scale * X Y^T + bias, in float32 (float64 for float64 inputs), or
-    None where not requested: log-sum-exp and SigLIP nll sums over each row and each column."""
+def check_reductions(reductions: Reductions) -> Reductions:
+    """`reductions` if the kernels compute them: log-sum-exps of S itself (True) and sums of
+    SigLIP's `pair_nll`; a ValueError otherwise (other losses run on the XLA engine)."""
+    lse_ok = all(getattr(reductions, f) in (False, True) for f in ("row_lse", "col_lse"))
+    sum_ok = all(getattr(reductions, f) in (None, pair_nll) for f in ("row_sum", "col_sum"))
+    if not (lse_ok and sum_ok):
+        raise ValueError("the fused kernels compute log-sum-exps of S (row_lse/col_lse=True) and "
+                         f"sums of reductions.pair_nll only; got {reductions}. Use impl='xla'.")
+    return reductions
 
-    row_lse: Optional[Array]
-    col_lse: Optional[Array]
-    row_sum: Optional[Array]
-    col_sum: Optional[Array]
+
+def _transposed(r: Reductions) -> Reductions:
+    """The same statistics seen from S^T = scale * B A^T + bias (both kinds are symmetric)."""
+    return Reductions(r.col_lse, r.row_lse, r.col_sum, r.row_sum)
 
 
 def pairwise_stats(
@@ -30,14 +37,14 @@ def pairwise_stats(
     y: Array,
     scale,
     bias,
-    terms: Terms,
+    reductions: Reductions,
     *,
     block_size: Optional[int] = None,
     blocks: Optional[Blocks] = None,
     interpret: Optional[bool] = None,
     backend: Optional[str] = None,
 ) -> Stats:
-    """The `terms` statistics of S = scale * x y^T (+ bias) from the fused Pallas kernels:
+    """The statistics `reductions` asks of S = scale * x y^T (+ bias), from the fused kernels:
 
         row_lse[i] = log sum_j exp S_ij        col_lse[j] = log sum_i exp S_ij
         row_sum[i] = sum_j softplus(-z_ij S_ij) col_sum[j] = sum_i softplus(-z_ij S_ij)
@@ -48,7 +55,7 @@ def pairwise_stats(
     Args:
       x, y: (N, d) embeddings of one float dtype.
       scale, bias: scalars; bias may be None (no bias).
-      terms: which statistics to compute.
+      reductions: which statistics to compute (see `check_reductions`).
       block_size: every tile edge (a power of two >= 16), else the backend's defaults.
       blocks: every block size and launch knob (see `Blocks`); overrides block_size.
       interpret: run the kernels in Pallas' interpreter; None -> only on CPU, where there is no
@@ -67,21 +74,21 @@ def pairwise_stats(
     dtype = jnp.promote_types(x.dtype, jnp.float32)  # statistics dtype, as in the XLA engine
     scale = jnp.asarray(scale, dtype)
     bias = None if bias is None else jnp.asarray(bias, dtype)
-    return _stats(x, y, scale, bias, terms, fitted, interpret, backend)
+    return _stats(x, y, scale, bias, check_reductions(reductions), fitted, interpret, backend)
 
 
-def _forward(x, y, scale, bias, terms: Terms, blocks: Blocks, interpret: bool, backend: str
+def _forward(x, y, scale, bias, terms: Reductions, blocks: Blocks, interpret: bool, backend: str
              ) -> Stats:
     n = x.shape[0]
     a, b = blocks_lib.pad(x, blocks), blocks_lib.pad(y, blocks)
     kwargs = dict(n=n, blocks=blocks, dtype=scale.dtype, interpret=interpret, backend=backend)
     none = (None, None)
     rows = none
-    if terms.row_lse or terms.row_nll:
-        rows = row_stats(a, b, scale, bias, lse=terms.row_lse, nll=terms.row_nll, **kwargs)
+    if terms.row_lse or terms.row_sum:
+        rows = row_stats(a, b, scale, bias, lse=terms.row_lse, nll=bool(terms.row_sum), **kwargs)
     cols = none
-    if terms.col_lse or terms.col_nll:  # the same kernel on S^T (see forward.py)
-        cols = row_stats(b, a, scale, bias, lse=terms.col_lse, nll=terms.col_nll, **kwargs)
+    if terms.col_lse or terms.col_sum:  # the same kernel on S^T (see forward.py)
+        cols = row_stats(b, a, scale, bias, lse=terms.col_lse, nll=bool(terms.col_sum), **kwargs)
     real = lambda v: None if v is None else v[:n]
     return Stats(real(rows[0]), real(cols[0]), real(rows[1]), real(cols[1]))
 
@@ -114,7 +121,7 @@ def _stats_bwd(terms, blocks, interpret, backend, residuals, cotangents):
     kwargs = dict(n=n, blocks=blocks, dtype=scale.dtype, interpret=interpret, backend=backend)
     dx, dbias_rows, dscale_rows = row_grads(a, b, scale, bias, rows, cols, terms=terms,
                                             with_scalars=True, **kwargs)
-    dy = row_grads(b, a, scale, bias, cols, rows, terms=terms.transposed(), with_scalars=False,
+    dy = row_grads(b, a, scale, bias, cols, rows, terms=_transposed(terms), with_scalars=False,
                    **kwargs)
     # Padded rows carry meaningless partials (their exp's are unmasked): drop them before summing.
     dscale = jnp.sum(dscale_rows[:, :n])

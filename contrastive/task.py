@@ -1,13 +1,17 @@
 """What is contrasted: an image with its caption (dual encoder) or two views of one image
 (siamese encoder). A task builds its model and turns (params, batch) into the pair of
-embedding batches (x, y) the loss compares, plus the loss's scale and bias."""
+embedding batches (x, y) the loss compares, plus the loss's scale and bias.
+
+Training and evaluation both start here: `make_task` from the config, `variable_shardings` for
+the layout of the model's variables on a mesh (abstract: no parameter is materialised)."""
 import dataclasses
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 
-from contrastive import models
+from contrastive import models, parallel
 
 IMAGE_TOWERS = {"vit": models.vit, "resnet": models.resnet}
 VOCAB_MULTIPLE = 64
@@ -89,7 +93,8 @@ def _rngs(rng):
 
 def _image_tower(config: ml_collections.ConfigDict, dtype):
     build = IMAGE_TOWERS[config.image_tower]
-    return build(config.image_size, dtype=dtype, remat=config.remat, **dict(config.image_options))
+    return build(config.image_variant, dtype=dtype, remat=config.remat,
+                 **dict(config.image_options))
 
 
 def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None):
@@ -107,7 +112,7 @@ def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None):
             text_options["vocab_size"] = -(-vocab_size // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
         model = models.DualEncoder(
             image_tower=_image_tower(m, dtype),
-            text_tower=models.text_transformer(m.text_size, dtype=dtype, remat=m.remat,
+            text_tower=models.text_transformer(m.text_variant, dtype=dtype, remat=m.remat,
                                                **text_options),
             embed_dim=m.embed_dim,
             temperature_init=m.temperature_init,
@@ -121,8 +126,32 @@ def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None):
     raise ValueError(f"model.kind must be 'image_text' or 'two_view', got {m.kind!r}")
 
 
-def split_variables(variables):
-    """flax variables -> (params, model_state)."""
-    variables = dict(variables)
-    return variables.pop("params"), variables
+def model_inputs(task, example: dict, rows: int):
+    """ShapeDtypeStructs of the model's inputs for `rows` examples shaped like `example`
+    (one transformed record)."""
+    batch = {k: jax.ShapeDtypeStruct((rows, *jnp.shape(v)), jnp.asarray(v).dtype)
+             for k, v in example.items()}
+    return task.inputs(batch)
 
+
+def init_variables(task, key, inputs):
+    """The model's boxed variables (params and e.g. batch-norm statistics) for `inputs`
+    (ShapeDtypeStructs); trace it under `jax.eval_shape` for shapes alone."""
+    return task.model.init(key, *[jnp.zeros(s.shape, s.dtype) for s in inputs])
+
+
+def variable_shardings(task, inputs, mesh, rules) -> dict:
+    """{"params": ..., and each model-state collection: ...} of NamedShardings, from the
+    modules' logical axis names and the rules; shapes only, nothing is initialised."""
+    with parallel.sharding_context(mesh, rules):
+        boxed = jax.eval_shape(lambda k: init_variables(task, k, inputs), jax.random.PRNGKey(0))
+        return dict(parallel.param_shardings(boxed, mesh, rules))
+
+
+def abstract_variables(task, inputs, mesh, rules) -> dict:
+    """The model's variables as sharded ShapeDtypeStructs (a restore target for orbax)."""
+    shapes = jax.eval_shape(lambda k: dict(nn.meta.unbox(init_variables(task, k, inputs))),
+                            jax.random.PRNGKey(0))
+    return jax.tree.map(lambda s, sharding: jax.ShapeDtypeStruct(s.shape, s.dtype,
+                                                                 sharding=sharding),
+                        shapes, variable_shardings(task, inputs, mesh, rules))

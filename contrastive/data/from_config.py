@@ -1,4 +1,5 @@
-"""The data a run trains and evaluates on, from the config: sources, transforms, iterators."""
+"""The data a run trains and evaluates on, from its config: sources, tokenizer, transforms,
+the training iterator and the evaluation split."""
 import dataclasses
 import os
 
@@ -81,10 +82,40 @@ def make_train_data(config: ml_collections.ConfigDict, sharding: jax.sharding.Sh
     return TrainData(iterator, example, text_tokenizer, len(source))
 
 
-def load_labelled_images(config: ml_collections.ConfigDict, split: str, limit: int):
-    """(images float32 [N, S, S, C] in [-1, 1], labels int32 [N]): the first `limit` records
-    of a split, unaugmented, for evaluation."""
+def dataset_class_names(config: ml_collections.ConfigDict) -> list[str]:
+    """The dataset's class names in label order ("_" read as a space)."""
+    if config.data.name == "digits":
+        return list(digits.DIGIT_NAMES)
+    builder = tfds_source.load_builder(config.data.name, config.data.data_dir)
+    return [n.replace("_", " ") for n in builder.info.features["label"].names]
+
+
+def _captions(record, path: str) -> list[str] | None:
+    value = record
+    try:
+        for key in path.split("/"):
+            value = value[key]
+    except (KeyError, TypeError):
+        return None
+    texts = [value] if isinstance(value, (str, bytes)) else list(value)
+    return [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in texts]
+
+
+def load_eval_split(config: ml_collections.ConfigDict, split: str, limit: int,
+                    two_views: bool = False) -> dict:
+    """{"images", "labels", "captions" (list per image, or None), "views" (N, 2, S, S, C)}: the
+    first `limit` records, unaugmented; two_views adds two fixed random views of each."""
     source = load_source(config, split)
+    count = min(limit, len(source))
+    records = [source[i] for i in range(count)]
     transform = examples.LabelledImageExample(config.data.image_size)
-    rows = [transform(source[i], None) for i in range(min(limit, len(source)))]
-    return np.stack([r["image"] for r in rows]), np.stack([r["label"] for r in rows])
+    rows = [transform(r, None) for r in records]
+    captions = [_captions(r, config.data.text_field or "captions/text") for r in records]
+    out = {"images": np.stack([r["image"] for r in rows]),
+           "labels": np.stack([r["label"] for r in rows]),
+           "captions": None if any(c is None or not c for c in captions) else captions}
+    if two_views:
+        views = make_transform(config, source)
+        pairs = [views(r, np.random.default_rng([config.seed, i])) for i, r in enumerate(records)]
+        out["views"] = np.stack([np.stack([p["view1"], p["view2"]]) for p in pairs])
+    return out

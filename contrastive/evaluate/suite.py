@@ -13,27 +13,18 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from contrastive.data import digits, examples
+from contrastive.data import digits
+from contrastive.data import from_config as data_lib
 from contrastive.evaluate import embed as embed_lib
 from contrastive.evaluate import geometry, knn, linear_probe, retrieval, zero_shot
-from contrastive.train import data as data_lib
 
 log = logging.getLogger(__name__)
-
-
-def _dataset_class_names(config) -> list[str]:
-    if config.data.name == "digits":
-        return list(digits.DIGIT_NAMES)
-    from contrastive.data import tfds_source  # pylint: disable=import-outside-toplevel
-
-    builder = tfds_source.load_builder(config.data.name, config.data.data_dir)
-    return [n.replace("_", " ") for n in builder.info.features["label"].names]
 
 
 def class_prompts(config, labels: np.ndarray) -> list[list[str]]:
     """Each class's prompts; ValueError naming the eval classes that have none."""
     if config.eval.templates:
-        names = list(config.eval.class_names) or _dataset_class_names(config)
+        names = list(config.eval.class_names) or data_lib.dataset_class_names(config)
         prompts = zero_shot.prompts_from_templates(config.eval.templates, names)
     elif config.data.name == "digits" and not config.eval.class_names:
         prompts = [digits.captions_for(label) for label in range(len(digits.DIGIT_NAMES))]
@@ -41,38 +32,8 @@ def class_prompts(config, labels: np.ndarray) -> list[list[str]]:
         raise ValueError("zero-shot needs config.eval.templates (and class names from the "
                          "dataset or config.eval.class_names)")
     if len(prompts) <= int(np.max(labels)) or int(np.min(labels)) < 0:
-        zero_shot.check_prompt_classes(labels, len(prompts), _dataset_class_names(config))
+        zero_shot.check_prompt_classes(labels, len(prompts), data_lib.dataset_class_names(config))
     return prompts
-
-
-def _captions(record, path: str) -> list[str] | None:
-    value = record
-    try:
-        for key in path.split("/"):
-            value = value[key]
-    except (KeyError, TypeError):
-        return None
-    texts = [value] if isinstance(value, (str, bytes)) else list(value)
-    return [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in texts]
-
-
-def load_eval_split(config, split: str, limit: int, two_views: bool = False) -> dict:
-    """{"images", "labels", "captions" (list per image, or None), "views" (N, 2, S, S, C)}: the
-    first `limit` records, unaugmented; two_views adds two fixed random views of each."""
-    source = data_lib.load_source(config, split)
-    count = min(limit, len(source))
-    records = [source[i] for i in range(count)]
-    transform = examples.LabelledImageExample(config.data.image_size)
-    rows = [transform(r, None) for r in records]
-    captions = [_captions(r, config.data.text_field or "captions/text") for r in records]
-    out = {"images": np.stack([r["image"] for r in rows]),
-           "labels": np.stack([r["label"] for r in rows]),
-           "captions": None if any(c is None or not c for c in captions) else captions}
-    if two_views:
-        views = data_lib.make_transform(config, source)
-        pairs = [views(r, np.random.default_rng([config.seed, i])) for i, r in enumerate(records)]
-        out["views"] = np.stack([np.stack([p["view1"], p["view2"]]) for p in pairs])
-    return out
 
 
 def _zero_shot_step(config, labels, embed_texts, tokenizer):
@@ -130,7 +91,7 @@ def _views_step(task, views, batched):
 def _train_features_step(config, labels, embed_images):
     """kNN and the linear probe: train-split features as references / training data."""
     e = config.eval
-    reference = load_eval_split(config, config.data.train_split, e.max_examples)
+    reference = data_lib.load_eval_split(config, config.data.train_split, e.max_examples)
     ref_images, ref_labels = reference["images"], reference["labels"]
 
     def step(state, features):
@@ -156,7 +117,7 @@ def make_evaluator(config: ml_collections.ConfigDict, task, mesh, rules,
     `state` needs only .params and .model_state."""
     e = config.eval
     image_text = config.model.kind == "image_text"
-    evaluation = load_eval_split(config, config.data.eval_split, e.max_examples,
+    evaluation = data_lib.load_eval_split(config, config.data.eval_split, e.max_examples,
                                  two_views=e.geometry and not image_text)
     images, labels = evaluation["images"], evaluation["labels"]
     batched = lambda fn: embed_lib.make_batch_embedder(fn, mesh, rules, e.batch_size)
