@@ -39,10 +39,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """
     started = time.time()
     is_writer = jax.process_index() == 0
-    os.makedirs(workdir, exist_ok=True)
-    if is_writer:  # what `python -m contrastive.evaluate` rebuilds the run from
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            f.write(config.to_json(indent=1))
+    # What can be checked without data is checked before anything is written or read.
     mesh = parallel.make_mesh(dict(config.mesh))
     rules = parallel.with_overrides(config.sharding_rules)
     batch_shards = parallel.batch_shards(mesh)
@@ -51,10 +48,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             f"batch_size {config.batch_size} must divide into num_microbatches "
             f"{config.num_microbatches} x {batch_shards} batch shards of mesh {dict(mesh.shape)}"
         )
+    loss = losses.bind(config.loss, mesh, config.loss_block_size, config.loss_options)
+    os.makedirs(workdir, exist_ok=True)
+    if is_writer:  # what `python -m contrastive.evaluate` rebuilds the run from
+        records.write_atomically(os.path.join(workdir, "config.json"), config.to_json(indent=1))
 
     data = data_lib.make_train_data(config, parallel.batch_sharding(mesh))
     task = task_lib.make_task(config, data.tokenizer.vocab_size if data.tokenizer else None)
-    loss = losses.bind(config.loss, mesh, config.loss_block_size, config.loss_options)
     optimizer, schedule = state_lib.make_optimizer(config.optimizer, config.total_steps)
     inputs = task_lib.model_inputs(task, data.example, batch_shards)
     init_fn = state_lib.make_init_fn(task, optimizer, inputs,
@@ -121,8 +121,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     summary = {"step": int(jax.device_get(state.step)), "loss": last_loss, **last_eval,
                "wall_time_s": round(time.time() - started, 2), "resumed_from": first_step}
     if is_writer:
-        with open(os.path.join(workdir, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=1)
+        records.write_atomically(os.path.join(workdir, "summary.json"),
+                                 json.dumps(summary, indent=1))
         if config.plots:
             records.write_plots(
                 workdir,

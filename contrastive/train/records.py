@@ -9,6 +9,15 @@ import os
 from matplotlib.figure import Figure
 
 
+def write_atomically(path: str, text: str) -> None:
+    """Writes `text` to a temporary file beside `path`, then renames it over `path`: a reader
+    (or a crash) sees the old file or the new one, never a half-written one."""
+    temporary = f"{path}.tmp{os.getpid()}"
+    with open(temporary, "w") as f:
+        f.write(text)
+    os.replace(temporary, path)
+
+
 def read_jsonl(path: str) -> list[dict]:
     """Every complete, parseable line of a JSON-lines file (a half-written last line, left by
     a killed process, is ignored)."""

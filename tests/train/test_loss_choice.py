@@ -89,3 +89,10 @@ def test_isogclr_trains_and_resumes_with_its_per_example_state(tmp_path, digits_
     config.total_steps = 3  # resumes from step 2 with the restored per-example state
     assert loop.train_and_evaluate(config, str(tmp_path))["step"] == 3
     assert summary["step"] == 2
+
+
+def test_a_bad_loss_option_stops_the_run_before_anything_is_written(tmp_path, digits_data_dir):
+    config = tiny_config(digits_data_dir, loss="hard_negative", loss_options={"betta": 1.0})
+    with pytest.raises(ValueError, match="unknown option 'betta' for loss 'hard_negative'"):
+        loop.train_and_evaluate(config, str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
