@@ -84,7 +84,18 @@ def base_config() -> ml_collections.ConfigDict:
     c.optimizer.grad_clip_norm = 1.0  # clip the global gradient norm (0: off)
 
     c.data = ml_collections.ConfigDict()
-    c.data.name = "digits"  # "digits" (embedded default) or a tfds dataset name
+    # "digits" (embedded default), "webdataset" (tar shards), "csv", or a tfds dataset name
+    c.data.name = "digits"
+    # webdataset: brace pattern of local tar shards, "/data/laion/{00000..00999}.tar" ("::"
+    # joins several); eval_shards for data.eval_split (None: the train shards' first records)
+    c.data.shards = config_dict.placeholder(str)
+    c.data.eval_shards = config_dict.placeholder(str)
+    # csv: a CSV/TSV of image paths (relative to the file) and captions, train and eval
+    c.data.csv_path = config_dict.placeholder(str)
+    c.data.eval_csv_path = config_dict.placeholder(str)
+    c.data.csv_image_column = "filepath"  # csv: image path column (OpenCLIP's default)
+    c.data.csv_caption_column = "title"  # csv: caption column (OpenCLIP's default)
+    c.data.csv_separator = config_dict.placeholder(str)  # None: tab for .tsv, else comma
     c.data.data_dir = config_dict.placeholder(str)  # tfds data_dir (digits: its own cache)
     c.data.train_split = "train"  # split to train on (tfds slicing allowed)
     c.data.eval_split = "test"  # split for evaluation

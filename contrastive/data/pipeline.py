@@ -10,18 +10,26 @@ batch, and the global batch sequence does not depend on the number of processes.
 The iterator's state is the index of the next global batch plus a fingerprint of the settings
 (a small JSON-able dict): restoring it, even with another process count, resumes on exactly the
 batches the uninterrupted run would have seen.
+
+A record that raises decode.BadRecordError (corrupt image, missing caption) is skipped: the
+position takes the next good record after it instead, still a pure function of the position,
+and the batch's count of skipped records is added to the iterator's `records_skipped`.
 """
 from collections.abc import Callable, Sequence
+
+import logging
 
 import grain
 import jax
 import numpy as np
 
+from contrastive.data import decode
 from contrastive.data import sharding as sharding_lib
 
 Transform = Callable[[dict, np.random.Generator], dict]
 
 _INFINITE_EXAMPLES = 2**62  # Stands in for "repeat forever"; still a valid Python len().
+MAX_CONSECUTIVE_BAD = 64  # More bad records in a row than this means the data is broken.
 
 
 def _derived_seed(seed: int, purpose: int) -> int:
@@ -59,12 +67,40 @@ class _ExampleAt:
         else:
             record_index = position % len(self._source)
         rng = np.random.default_rng([self._seed, 1, position])
-        example = dict(self._transform(self._source[record_index], rng))
+        record_index, example, skipped = transform_first_good(
+            self._source, self._transform, record_index, rng)
+        example["skipped"] = np.int32(skipped)
         # Positions past the data (padding of a final partial batch) are masked out.
         example["mask"] = np.bool_(position < self._total_examples)
         # The record's index in its split: the key of per-example state (iSogCLR's temperatures).
         example["index"] = np.int32(record_index)
         return example
+
+
+def transform_first_good(source, transform, record_index: int, rng=None):
+    """(index, transform(source[index], rng), bad records passed over) for the first record
+    from record_index on (wrapping) that decodes; RuntimeError after MAX_CONSECUTIVE_BAD."""
+    for skipped in range(min(MAX_CONSECUTIVE_BAD, len(source))):
+        index = (record_index + skipped) % len(source)
+        try:
+            return index, dict(transform(source[index], rng)), skipped
+        except decode.BadRecordError as error:
+            logging.warning("skipping a bad record: %s", error)
+    raise RuntimeError(f"{MAX_CONSECUTIVE_BAD} bad records in a row from record {record_index}: "
+                       "the data looks broken")
+
+
+def first_good_records(source, count: int) -> list[dict]:
+    """The first `count` records that decode (evaluation, shapes for the model)."""
+    records = []
+    for index in range(len(source)):
+        if len(records) == count:
+            break
+        try:
+            records.append(source[index])
+        except decode.BadRecordError as error:
+            logging.warning("skipping a bad record: %s", error)
+    return records
 
 
 class DataIterator:
@@ -83,6 +119,8 @@ class DataIterator:
         self._sharding = sharding
         self._step = 0
         self._iterator = None
+        self.records_skipped = 0  # bad records passed over by this process, in all batches
+        self.last_skipped = 0  # ... in the last batch
 
     def __iter__(self):
         return self
@@ -98,7 +136,9 @@ class DataIterator:
                 options = grain.MultiprocessingOptions(num_workers=self._worker_count)
                 dataset = dataset.mp_prefetch(options)
             self._iterator = iter(dataset)
-        batch = next(self._iterator)
+        batch = dict(next(self._iterator))
+        self.last_skipped = int(np.sum(batch.pop("skipped")))
+        self.records_skipped += self.last_skipped
         self._step += 1
         if self._sharding is not None:
             batch = sharding_lib.make_global_batch(
@@ -112,7 +152,7 @@ class DataIterator:
         return self._step
 
     def get_state(self) -> dict:
-        return {"step": self._step, **self._fingerprint}
+        return {"step": self._step, **self._fingerprint, "records_skipped": self.records_skipped}
 
     def set_state(self, state: dict) -> None:
         mismatched = {
@@ -128,6 +168,7 @@ class DataIterator:
             raise ValueError(f"Data iterator step {step} is outside 0..{len(self._batches)}.")
         self.close()
         self._step = step
+        self.records_skipped = int(state.get("records_skipped", 0))
 
     def close(self) -> None:
         """Stops prefetching (threads or worker processes)."""

@@ -14,6 +14,7 @@ import ml_collections
 import numpy as np
 
 from contrastive import checkpoint, parallel
+from contrastive.data import pipeline
 from contrastive.train import data as data_lib
 from contrastive.train import evaluators, init, optim
 from contrastive.train import task as task_lib
@@ -47,8 +48,8 @@ def _abstract_variables(config, task, tokenizer, mesh, rules) -> dict:
     """{"params", "model_state"} of the TrainState as sharded ShapeDtypeStructs, laid out as
     the training loop lays them out (the optimiser's and loss's state are not needed here)."""
     source = data_lib.load_source(config, config.data.eval_split)
-    example = data_lib.make_transform(config, source, tokenizer)(source[0],
-                                                                 np.random.default_rng(0))
+    first = pipeline.first_good_records(source, 1)[0]
+    example = data_lib.make_transform(config, source, tokenizer)(first, np.random.default_rng(0))
     rows = mesh.shape["data"] * mesh.shape["fsdp"]
     batch = {k: jax.ShapeDtypeStruct((rows, *np.shape(v)), np.asarray(v).dtype)
              for k, v in example.items()}

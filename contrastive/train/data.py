@@ -6,7 +6,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from contrastive.data import augment, digits, examples, pipeline, tfds_source, tokenizer
+from contrastive.data import augment, digits, examples, pipeline, sources, tokenizer
 
 
 def load_source(config: ml_collections.ConfigDict, split: str):
@@ -14,12 +14,7 @@ def load_source(config: ml_collections.ConfigDict, split: str):
 
     With data.cache_in_memory the split is decoded once into a list (worth it for small data:
     decoding dominates the input pipeline's cost)."""
-    if config.data.name == "digits":
-        source = digits.load_split(split, config.data.data_dir)
-    else:
-        source = tfds_source.load_split(
-            config.data.name, split, os.path.expanduser(config.data.data_dir or "")
-        )
+    source = sources.load_split(config.data, split)
     if config.data.cache_in_memory:
         source = [source[i] for i in range(len(source))]
     return source
@@ -36,7 +31,7 @@ def make_tokenizer(config: ml_collections.ConfigDict):
 def _image_side(config, source) -> int:
     if config.data.image_size:
         return config.data.image_size
-    return int(np.asarray(source[0]["image"]).shape[0])
+    return int(np.asarray(pipeline.first_good_records(source, 1)[0]["image"]).shape[0])
 
 
 def make_transform(config: ml_collections.ConfigDict, source, text_tokenizer=None):
@@ -61,6 +56,7 @@ class TrainData:
     example: dict  # one transformed example (shapes and dtypes for the abstract init)
     tokenizer: object | None
     num_examples: int  # records in the training split (the size of per-example state)
+    source_stats: dict  # counts found when the source opened, e.g. empty webdataset shards
 
 
 def make_train_data(config: ml_collections.ConfigDict, sharding: jax.sharding.Sharding):
@@ -77,8 +73,10 @@ def make_train_data(config: ml_collections.ConfigDict, sharding: jax.sharding.Sh
         num_threads=config.data.num_threads,
         worker_count=config.data.worker_count,
     )
-    example = transform(source[0], np.random.default_rng(0))
-    return TrainData(iterator, example, text_tokenizer, len(source))
+    example = pipeline.transform_first_good(source, transform, 0, np.random.default_rng(0))[1]
+    example.pop("skipped", None)
+    return TrainData(iterator, example, text_tokenizer, len(source),
+                     dict(getattr(source, "stats", {})))
 
 
 def load_labelled_images(config: ml_collections.ConfigDict, split: str, limit: int):
@@ -86,5 +84,5 @@ def load_labelled_images(config: ml_collections.ConfigDict, split: str, limit: i
     of a split, unaugmented, for evaluation."""
     source = load_source(config, split)
     transform = examples.LabelledImageExample(config.data.image_size)
-    rows = [transform(source[i], None) for i in range(min(limit, len(source)))]
+    rows = [transform(r, None) for r in pipeline.first_good_records(source, limit)]
     return np.stack([r["image"] for r in rows]), np.stack([r["label"] for r in rows])

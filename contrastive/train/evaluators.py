@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from contrastive.data import digits, examples
+from contrastive.data import digits, examples, pipeline
 from contrastive.evaluate import embed as embed_lib
 from contrastive.evaluate import geometry, knn, linear_probe, retrieval, zero_shot
 from contrastive.train import data as data_lib
@@ -60,8 +60,7 @@ def load_eval_split(config, split: str, limit: int, two_views: bool = False) -> 
     """{"images", "labels", "captions" (list per image, or None), "views" (N, 2, S, S, C)}: the
     first `limit` records, unaugmented; two_views adds two fixed random views of each."""
     source = data_lib.load_source(config, split)
-    count = min(limit, len(source))
-    records = [source[i] for i in range(count)]
+    records = pipeline.first_good_records(source, limit)
     transform = examples.LabelledImageExample(config.data.image_size)
     rows = [transform(r, None) for r in records]
     captions = [_captions(r, config.data.text_field or "captions/text") for r in records]

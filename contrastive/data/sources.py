@@ -1,0 +1,29 @@
+"""Which source a config names: config.data.name = "digits", a tfds dataset, "webdataset"
+(data.shards / data.eval_shards brace patterns) or "csv" (data.csv_path / data.eval_csv_path,
+data.csv_image_column / data.csv_caption_column / data.csv_separator)."""
+import os
+
+from contrastive.data import csv_source, digits, tfds_source, webdataset_source
+
+FILE_FORMATS = ("webdataset", "csv")
+
+
+def _pick(data, train_field: str, eval_field: str, split: str) -> str:
+    """The train pattern for the train split, the eval one (else the train one) otherwise."""
+    value = data[eval_field] if split == data.eval_split and data[eval_field] else data[train_field]
+    if not value:
+        raise ValueError(f"data.name={data.name!r} needs config.data.{train_field}")
+    return os.path.expanduser(value)
+
+
+def load_split(data, split: str):
+    """Random-access records of one split from the config's `data` section."""
+    if data.name == "digits":
+        return digits.load_split(split, data.data_dir)
+    if data.name == "webdataset":
+        return webdataset_source.WebDatasetSource(_pick(data, "shards", "eval_shards", split))
+    if data.name == "csv":
+        return csv_source.CsvSource(_pick(data, "csv_path", "eval_csv_path", split),
+                                    data.csv_image_column, data.csv_caption_column,
+                                    data.csv_separator)
+    return tfds_source.load_split(data.name, split, os.path.expanduser(data.data_dir or ""))
