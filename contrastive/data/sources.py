@@ -3,7 +3,7 @@
 data.csv_image_column / data.csv_caption_column / data.csv_separator)."""
 import os
 
-from contrastive.data import csv_source, digits, tfds_source, webdataset_source
+from contrastive.data import csv_source, decode, digits, tfds_source, webdataset_source
 
 FILE_FORMATS = ("webdataset", "csv")
 
@@ -27,3 +27,25 @@ def load_split(data, split: str):
                                     data.csv_image_column, data.csv_caption_column,
                                     data.csv_separator)
     return tfds_source.load_split(data.name, split, os.path.expanduser(data.data_dir or ""))
+
+
+class InMemory:
+    """Every record of `source` decoded once; a bad one re-raises its BadRecordError."""
+
+    def __init__(self, source):
+        self.stats = dict(getattr(source, "stats", {}))
+        self._records = []
+        for index in range(len(source)):
+            try:
+                self._records.append(source[index])
+            except decode.BadRecordError as error:
+                self._records.append(error)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self._records[index]
+        if isinstance(record, decode.BadRecordError):
+            raise record
+        return record

@@ -16,7 +16,7 @@ def load_source(config: ml_collections.ConfigDict, split: str):
     decoding dominates the input pipeline's cost)."""
     source = sources.load_split(config.data, split)
     if config.data.cache_in_memory:
-        source = [source[i] for i in range(len(source))]
+        source = sources.InMemory(source)
     return source
 
 
