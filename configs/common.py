@@ -101,6 +101,13 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.eval_split = "test"  # split for evaluation
     c.data.image_size = config_dict.placeholder(int)  # centre crop/resize side; None: as stored
     c.data.max_len = 16  # tokens per caption
+    # image_text training crop: None keeps the float32 centre crop of digits/tfds runs;
+    # "center" (resize + centre crop), "random_resized" (OpenCLIP, area (0.9, 1)) or
+    # "inception" (big_vision, area (0.05, 1)). webdataset/csv default to "center".
+    c.data.train_crop = config_dict.placeholder(str)
+    c.data.train_crop_scale = config_dict.placeholder(tuple)  # area range; None: the crop's
+    c.data.flip_probability = 0.0  # image_text: horizontal flip (off: captions say left/right)
+    c.data.image_dtype = "uint8"  # with train_crop: host images "uint8" or "bfloat16"
     c.data.tokenizer = "digits"  # "digits" (word tokenizer) or a SentencePiece .model path
     c.data.text_field = "captions/text"  # where records keep their caption(s)
     c.data.cache_in_memory = False  # decode the whole split once into memory (small data)

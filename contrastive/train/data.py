@@ -6,7 +6,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from contrastive.data import augment, digits, examples, pipeline, sources, tokenizer
+from contrastive.data import (augment, digits, examples, image_text, pipeline, sources,
+                              tokenizer)
 
 
 def load_source(config: ml_collections.ConfigDict, split: str):
@@ -38,7 +39,11 @@ def make_transform(config: ml_collections.ConfigDict, source, text_tokenizer=Non
     """record, rng -> model input: an image and a caption, or two augmented views."""
     fields = examples.Fields(text=config.data.text_field or "captions/text")
     if config.model.kind == "image_text":
-        return examples.ImageTextExample(text_tokenizer, config.data.image_size, fields)
+        crop = config.data.train_crop or (
+            "center" if config.data.name in sources.FILE_FORMATS else None)
+        if crop is None:
+            return examples.ImageTextExample(text_tokenizer, config.data.image_size, fields)
+        return image_text.make_example(config.data, crop, text_tokenizer, fields)
     views = augment.SimCLRAugment(
         size=_image_side(config, source),
         crop_scale=tuple(config.data.crop_scale),
