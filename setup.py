@@ -23,6 +23,7 @@ setuptools.setup(
         "array_record",
         "scikit-learn",  # the embedded default dataset is sklearn's handwritten digits
         "sentencepiece>=0.2,<0.3",  # tokenizer for real text, trained locally
+        "tokenizers",  # Hugging Face tokenizer.json files (Rust wheel, no torch)
         "pillow",  # tfds encodes/decodes images with it when TensorFlow is absent
         "importlib_resources",  # tfds 4.9 needs it to build package-defined datasets on 3.11
     ],

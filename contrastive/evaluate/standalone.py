@@ -94,7 +94,8 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, mesh_shape: dict 
     rules = (parallel.with_overrides(dict(config.sharding_rules)) if config.sharding_rules
              else parallel.DEFAULT_RULES)
     tokenizer = data_lib.make_tokenizer(config) if config.model.kind == "image_text" else None
-    task = task_lib.make_task(config, tokenizer.vocab_size if tokenizer else None)
+    task = task_lib.make_task(config, tokenizer.vocab_size if tokenizer else None,
+                              getattr(tokenizer, "pad_id", 0))
     try:
         evaluate = evaluators.make_evaluator(config, task, mesh, rules, tokenizer)
     except ValueError as error:  # a config that cannot be evaluated, e.g. classes lacking prompts

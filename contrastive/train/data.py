@@ -1,6 +1,5 @@
 """The data a run trains and evaluates on, from the config: sources, transforms, iterators."""
 import dataclasses
-import os
 
 import jax
 import ml_collections
@@ -22,11 +21,10 @@ def load_source(config: ml_collections.ConfigDict, split: str):
 
 
 def make_tokenizer(config: ml_collections.ConfigDict):
-    """The digits word tokenizer, or a SentencePiece model from a path."""
+    """The digits word tokenizer, or a SentencePiece / Hugging Face tokenizer from a path."""
     if config.data.tokenizer == "digits":
         return digits.caption_tokenizer(config.data.max_len)
-    path = os.path.expanduser(config.data.tokenizer)
-    return tokenizer.SentencePieceTokenizer.from_file(path, config.data.max_len)
+    return tokenizer.from_setting(config.data.tokenizer, config.data.max_len)
 
 
 def _image_side(config, source) -> int:

@@ -64,7 +64,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         )
 
     data = data_lib.make_train_data(config, parallel.batch_sharding(mesh))
-    task = task_lib.make_task(config, data.tokenizer.vocab_size if data.tokenizer else None)
+    task = task_lib.make_task(config, data.tokenizer.vocab_size if data.tokenizer else None,
+                              getattr(data.tokenizer, "pad_id", 0))
     optimizer, schedule = optim.make_optimizer(config.optimizer, config.total_steps)
     inputs = _model_inputs(task, data.example, batch_shards)
     loss_state = per_example.initial_state(config.loss, data.num_examples, config.loss_options)

@@ -17,7 +17,8 @@ RECORDS, BATCH, STEPS = 12, 8, 3  # 24 positions: two epochs
 def file_config(tmp_path, **fields):
     settings = {f"eval__{k}": False for k in ("zero_shot", "retrieval", "geometry", "knn")}
     settings.update(batch_size=BATCH, total_steps=STEPS, mesh={"data": -1},
-                    data__image_size=8, checkpoint_every=0, **fields)
+                    data__image_size=8, checkpoint_every=0)
+    settings.update(fields)
     return tiny_config(str(tmp_path / "unused"), **settings)
 
 
