@@ -108,7 +108,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.train_crop_scale = config_dict.placeholder(tuple)  # area range; None: the crop's
     c.data.flip_probability = 0.0  # image_text: horizontal flip (off: captions say left/right)
     c.data.image_dtype = "uint8"  # with train_crop: host images "uint8" or "bfloat16"
-    c.data.tokenizer = "digits"  # "digits" (word tokenizer) or a SentencePiece .model path
+    c.data.tokenizer = "digits"  # "digits", "clip" (CLIP BPE), or a .txt.gz, .model or .json path
     c.data.text_field = "captions/text"  # where records keep their caption(s)
     c.data.cache_in_memory = False  # decode the whole split once into memory (small data)
     c.data.num_threads = 2  # threads preparing batches ahead

@@ -170,14 +170,22 @@ class SentencePieceTokenizer:
 
 
 def from_setting(setting: str, max_len: int):
-    """config.data.tokenizer -> tokenizer: a SentencePiece ".model" or a Hugging Face
-    `tokenizers` ".json" file ("digits" is built by contrastive.data.digits)."""
+    """config.data.tokenizer -> tokenizer: "clip" (CLIP's BPE, the shipped vocab), a CLIP BPE
+    vocab ".txt.gz", a SentencePiece ".model" or a Hugging Face `tokenizers` ".json" file
+    ("digits" is built by contrastive.data.digits)."""
     import os  # pylint: disable=import-outside-toplevel
 
+    from contrastive.data import clip_bpe  # pylint: disable=import-outside-toplevel
+
+    if setting == "clip":
+        return clip_bpe.ClipTokenizer(clip_bpe.DEFAULT_VOCAB, max_len)
     path = os.path.expanduser(setting)
     if not os.path.isfile(path):
-        raise ValueError(f"tokenizer file not found: {path} (data.tokenizer is 'digits', a "
-                         "SentencePiece .model or a Hugging Face tokenizer .json)")
+        raise ValueError(f"tokenizer file not found: {path} (data.tokenizer is 'digits', "
+                         "'clip', a CLIP .txt.gz vocab, a SentencePiece .model or a Hugging "
+                         "Face tokenizer .json)")
+    if path.endswith(".txt.gz"):
+        return clip_bpe.ClipTokenizer(path, max_len)
     if path.endswith(".json"):
         from contrastive.data import hf_tokenizer  # pylint: disable=import-outside-toplevel
 
