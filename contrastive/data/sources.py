@@ -3,6 +3,8 @@
 data.csv_image_column / data.csv_caption_column / data.csv_separator)."""
 import os
 
+import numpy as np
+
 from contrastive.data import csv_source, decode, digits, tfds_source, webdataset_source
 
 FILE_FORMATS = ("webdataset", "csv")
@@ -29,11 +31,26 @@ def load_split(data, split: str):
     return tfds_source.load_split(data.name, split, os.path.expanduser(data.data_dir or ""))
 
 
+def process_groups(source, process_count: int):
+    """For sharded sources (webdataset), each process's record indices: the records of shards
+    p, p + P, p + 2P, ..., so processes read disjoint shards; None for one process or other
+    sources (then each process reads its rows of the one global stream)."""
+    shards = getattr(source, "shard_of_record", None)
+    if shards is None or process_count == 1:
+        return None
+    shards = np.asarray(shards)
+    if shards.max() + 1 < process_count:
+        raise ValueError(f"{shards.max() + 1} webdataset shards cannot be split over "
+                         f"{process_count} processes: write at least one shard per process")
+    return [np.flatnonzero(shards % process_count == p) for p in range(process_count)]
+
+
 class InMemory:
     """Every record of `source` decoded once; a bad one re-raises its BadRecordError."""
 
     def __init__(self, source):
         self.stats = dict(getattr(source, "stats", {}))
+        self.shard_of_record = getattr(source, "shard_of_record", None)
         self._records = []
         for index in range(len(source)):
             try:

@@ -88,6 +88,11 @@ class WebDatasetSource:
         return len(self._records)
 
     @property
+    def shard_of_record(self) -> list[int]:
+        """The shard index of every record (for per-process shard assignment)."""
+        return [shard for shard, _, _ in self._records]
+
+    @property
     def stats(self) -> dict:
         return {"data_empty_shards": self.empty_shards}
 

@@ -75,6 +75,7 @@ def make_train_data(config: ml_collections.ConfigDict, sharding: jax.sharding.Sh
         sharding=sharding,
         num_threads=config.data.num_threads,
         worker_count=config.data.worker_count,
+        process_groups=sources.process_groups(source, jax.process_count()),
     )
     example = pipeline.transform_first_good(source, transform, 0, np.random.default_rng(0))[1]
     example.pop("skipped", None)

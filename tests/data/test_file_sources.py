@@ -164,3 +164,21 @@ def test_resume_gives_the_same_next_batches(damaged_shards):
         for key in want:
             np.testing.assert_array_equal(got[key], want[key])
     assert resumed.records_skipped == uninterrupted.records_skipped
+
+
+def test_processes_read_disjoint_shards_covering_the_epoch(shards):
+    from contrastive.data import sources
+
+    groups = sources.process_groups(shards, 2)
+    per_process = []
+    for process_index in range(2):
+        iterator = pipeline.make_iterator(shards, record_ids, global_batch_size=8, seed=3,
+                                          num_epochs=1, process_index=process_index,
+                                          process_count=2, process_groups=groups)
+        ids = [i for b in iterator for i in b["id"].tolist()]
+        assert {i // 6 % 2 for i in ids} == {process_index}  # record i lives in shard i // 6
+        assert ids != sorted(ids)  # shuffled within the process's shards
+        per_process.append(ids)
+    assert sorted(per_process[0] + per_process[1]) == list(range(24))
+    with pytest.raises(ValueError, match="4 webdataset shards cannot be split over 5"):
+        sources.process_groups(shards, 5)
