@@ -9,7 +9,6 @@ shared machine does not deflate it); wall-clock examples/s are reported too.
 Writes results/data_throughput.{json,md}.
 """
 import argparse
-import io
 import json
 import os
 import sys

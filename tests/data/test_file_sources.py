@@ -1,6 +1,5 @@
 """webdataset shards and CSVs: decoding, clear errors, bad records skipped and counted, resume
 and per-process reading through the pipeline."""
-import io
 import json
 import tarfile
 

@@ -76,3 +76,31 @@ def test_kill_9_and_restart_on_shards_gives_the_uninterrupted_losses(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert 0 < int(result.stdout.split("resumed_from=")[1].split()[0]) < 12
     assert max_rel_diff(losses(workdir), losses(reference)) < 1e-5
+
+
+@pytest.mark.slow
+def test_two_processes_on_shards_count_every_bad_record(tmp_path):
+    """2 processes x 4 devices (gloo): each walks its own 2 shards of 3 records twice in 3
+    steps of 8, so the one bad record (in process 0's shard 0) is skipped twice in all."""
+    from tests.train.helpers import free_port
+
+    def damage(i, parts):
+        if i == 1:
+            parts["txt"] = b""
+        return parts
+    pattern = files.write_shards(tmp_path / "shards", 4, 3, damage)
+    config = file_config(tmp_path, data__name="webdataset", data__shards=pattern)
+    port = free_port()
+    processes = [
+        subprocess.Popen(
+            main_command(config, tmp_path / "run", f"--coordinator_address=127.0.0.1:{port}",
+                         "--num_processes=2", f"--process_id={i}"),
+            cwd=ROOT, env=device_env(4), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        for i in range(2)
+    ]
+    for p in processes:
+        _, stderr = p.communicate(timeout=300)
+        assert p.returncode == 0, stderr[-3000:]
+    lines = metrics(tmp_path / "run")
+    assert len(lines) == STEPS and sum(l["data_skipped"] for l in lines) == 2

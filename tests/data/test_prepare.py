@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from contrastive.data import csv_source, prepare, tokenizer, webdataset_source
 from tests.data import image_text_files as files
