@@ -8,6 +8,7 @@ setuptools.setup(
     "with a blockwise loss that never holds the N x N similarity matrix.",
     python_requires=">=3.11",
     packages=setuptools.find_packages(include=["contrastive", "contrastive.*"]),
+    package_data={"contrastive.data": ["assets/*.txt.gz"]},  # CLIP's BPE vocab (1.3 MB)
     install_requires=[
         "jax>=0.10",
         "flax>=0.12",
@@ -23,6 +24,9 @@ setuptools.setup(
         "array_record",
         "scikit-learn",  # the embedded default dataset is sklearn's handwritten digits
         "sentencepiece>=0.2,<0.3",  # tokenizer for real text, trained locally
+        "tokenizers",  # Hugging Face tokenizer.json files (Rust wheel, no torch)
+        "ftfy",  # CLIP's BPE cleans text with ftfy.fix_text, as OpenCLIP does
+        "regex",  # CLIP's BPE pre-tokenizer uses \p{L} / \p{N} classes
         "pillow",  # tfds encodes/decodes images with it when TensorFlow is absent
         "importlib_resources",  # tfds 4.9 needs it to build package-defined datasets on 3.11
     ],

@@ -82,13 +82,31 @@ def base_config() -> ml_collections.ConfigDict:
     c.optimizer.grad_clip_norm = 1.0  # clip the global gradient norm (0: off)
 
     c.data = ml_collections.ConfigDict()
-    c.data.name = "digits"  # "digits" (embedded default) or a tfds dataset name
+    # "digits" (embedded default), "webdataset" (tar shards), "csv", or a tfds dataset name
+    c.data.name = "digits"
+    # webdataset: brace pattern of local tar shards, "/data/laion/{00000..00999}.tar" ("::"
+    # joins several); eval_shards for data.eval_split (None: the train shards' first records)
+    c.data.shards = config_dict.placeholder(str)
+    c.data.eval_shards = config_dict.placeholder(str)
+    # csv: a CSV/TSV of image paths (relative to the file) and captions, train and eval
+    c.data.csv_path = config_dict.placeholder(str)
+    c.data.eval_csv_path = config_dict.placeholder(str)
+    c.data.csv_image_column = "filepath"  # csv: image path column (OpenCLIP's default)
+    c.data.csv_caption_column = "title"  # csv: caption column (OpenCLIP's default)
+    c.data.csv_separator = config_dict.placeholder(str)  # None: tab for .tsv, else comma
     c.data.data_dir = config_dict.placeholder(str)  # tfds data_dir (digits: its own cache)
     c.data.train_split = "train"  # split to train on (tfds slicing allowed)
     c.data.eval_split = "test"  # split for evaluation
     c.data.image_size = config_dict.placeholder(int)  # centre crop/resize side; None: as stored
     c.data.max_len = 16  # tokens per caption
-    c.data.tokenizer = "digits"  # "digits" (word tokenizer) or a SentencePiece .model path
+    # image_text training crop: None keeps the float32 centre crop of digits/tfds runs;
+    # "center" (resize + centre crop), "random_resized" (OpenCLIP, area (0.9, 1)) or
+    # "inception" (big_vision, area (0.05, 1)). webdataset/csv default to "center".
+    c.data.train_crop = config_dict.placeholder(str)
+    c.data.train_crop_scale = config_dict.placeholder(tuple)  # area range; None: the crop's
+    c.data.flip_probability = 0.0  # image_text: horizontal flip (off: captions say left/right)
+    c.data.image_dtype = "uint8"  # with train_crop: host images "uint8" or "bfloat16"
+    c.data.tokenizer = "digits"  # "digits", "clip" (CLIP BPE), or a .txt.gz, .model or .json path
     c.data.text_field = "captions/text"  # where records keep their caption(s)
     c.data.cache_in_memory = False  # decode the whole split once into memory (small data)
     c.data.num_threads = 2  # threads preparing batches ahead

@@ -97,15 +97,17 @@ def _image_tower(config: ml_collections.ConfigDict, dtype):
                  **dict(config.image_options))
 
 
-def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None):
-    """The task and model for `config.model` (`vocab_size` from the tokenizer, image_text)."""
+def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None,
+              pad_id: int = 0):
+    """The task and model for `config.model` (`vocab_size` and `pad_id` from the tokenizer,
+    image_text)."""
     m = config.model
     dtype = DTYPES[m.dtype]
     if m.kind == "image_text":
         if not m.learn_temperature and 1.0 / m.temperature_init > m.max_scale:
             raise ValueError(f"a fixed temperature_init {m.temperature_init} is below "
                              f"1/max_scale = {1.0 / m.max_scale}: raise model.max_scale")
-        text_options = {"max_len": config.data.max_len, **dict(m.text_options)}
+        text_options = {"max_len": config.data.max_len, "pad_id": pad_id, **dict(m.text_options)}
         if vocab_size is not None:  # the tokenizer's vocabulary wins over the config's
             # Rounded up so the table splits over any tensor-parallel size up to 64 (and
             # fills whole hardware tiles); the extra rows are never looked up.

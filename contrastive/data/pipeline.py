@@ -10,18 +10,30 @@ batch, and the global batch sequence does not depend on the number of processes.
 The iterator's state is the index of the next global batch plus a fingerprint of the settings
 (a small JSON-able dict): restoring it, even with another process count, resumes on exactly the
 batches the uninterrupted run would have seen.
+
+Sharded sources (webdataset) over several processes pass `process_groups`: process i then
+reads only the records of its own shards (i, i + P, ...), in its own per-epoch shuffle, still
+a pure function of its local position; the state then also records the process count.
+
+A record that raises decode.BadRecordError (corrupt image, missing caption) is skipped: the
+position takes the next good record after it instead, still a pure function of the position,
+and the batch's count of skipped records is added to the iterator's `records_skipped`.
 """
 from collections.abc import Callable, Sequence
+
+import logging
 
 import grain
 import jax
 import numpy as np
 
+from contrastive.data import decode
 from contrastive.data import sharding as sharding_lib
 
 Transform = Callable[[dict, np.random.Generator], dict]
 
 _INFINITE_EXAMPLES = 2**62  # Stands in for "repeat forever"; still a valid Python len().
+MAX_CONSECUTIVE_BAD = 64  # More bad records in a row than this means the data is broken.
 
 
 def _derived_seed(seed: int, purpose: int) -> int:
@@ -39,12 +51,16 @@ def global_position(local_index: int, local_batch: int, process_index: int, proc
 class _ExampleAt:
     """local index -> example dict (picklable, so grain worker processes can run it)."""
 
-    def __init__(self, source, transform, seed, shuffle, total_examples, local_batch, process):
+    def __init__(self, source, transform, seed, shuffle, total_examples, local_batch, process,
+                 group=None):
         self._source = source
         self._transform = transform
         self._seed = seed
+        # group: the record indices this process reads (its own shards), or None: any record.
+        self._group = None if group is None else np.asarray(group, np.int64)
+        size, purpose = (len(source), 0) if group is None else (len(group), 2 + process[0])
         self._order = (
-            grain.MapDataset.range(len(source)).shuffle(seed=_derived_seed(seed, 0))
+            grain.MapDataset.range(size).shuffle(seed=_derived_seed(seed, purpose))
             if shuffle
             else None
         )
@@ -54,17 +70,48 @@ class _ExampleAt:
 
     def __call__(self, local_index: int) -> dict:
         position = global_position(local_index, self._local_batch, *self._process)
-        if self._order is not None:
-            record_index = self._order[position]
-        else:
-            record_index = position % len(self._source)
+        # With a group, this process walks its own records by its local index.
+        walked = position if self._group is None else local_index
+        size = len(self._source) if self._group is None else len(self._group)
+        start = self._order[walked] if self._order is not None else walked % size
         rng = np.random.default_rng([self._seed, 1, position])
-        example = dict(self._transform(self._source[record_index], rng))
+        record_index, example, skipped = transform_first_good(
+            self._source, self._transform, start, rng, self._group)
+        example["skipped"] = np.int32(skipped)
         # Positions past the data (padding of a final partial batch) are masked out.
         example["mask"] = np.bool_(position < self._total_examples)
         # The record's index in its split: the key of per-example state (iSogCLR's temperatures).
         example["index"] = np.int32(record_index)
         return example
+
+
+def transform_first_good(source, transform, start: int, rng=None, group=None):
+    """(index, transform(source[index], rng), bad records passed over) for the first record
+    that decodes from `start` on (wrapping), within `group` (record indices) if given;
+    RuntimeError after MAX_CONSECUTIVE_BAD."""
+    size = len(source) if group is None else len(group)
+    for skipped in range(min(MAX_CONSECUTIVE_BAD, size)):
+        k = (start + skipped) % size
+        index = k if group is None else int(group[k])
+        try:
+            return index, dict(transform(source[index], rng)), skipped
+        except decode.BadRecordError as error:
+            logging.warning("skipping a bad record: %s", error)
+    raise RuntimeError(f"{MAX_CONSECUTIVE_BAD} bad records in a row from record {start}: "
+                       "the data looks broken")
+
+
+def first_good_records(source, count: int) -> list[dict]:
+    """The first `count` records that decode (evaluation, shapes for the model)."""
+    records = []
+    for index in range(len(source)):
+        if len(records) == count:
+            break
+        try:
+            records.append(source[index])
+        except decode.BadRecordError as error:
+            logging.warning("skipping a bad record: %s", error)
+    return records
 
 
 class DataIterator:
@@ -83,6 +130,8 @@ class DataIterator:
         self._sharding = sharding
         self._step = 0
         self._iterator = None
+        self.records_skipped = 0  # bad records passed over by this process, in all batches
+        self.last_skipped = 0  # ... in the last batch
 
     def __iter__(self):
         return self
@@ -98,7 +147,9 @@ class DataIterator:
                 options = grain.MultiprocessingOptions(num_workers=self._worker_count)
                 dataset = dataset.mp_prefetch(options)
             self._iterator = iter(dataset)
-        batch = next(self._iterator)
+        batch = dict(next(self._iterator))
+        self.last_skipped = int(np.sum(batch.pop("skipped")))
+        self.records_skipped += self.last_skipped
         self._step += 1
         if self._sharding is not None:
             batch = sharding_lib.make_global_batch(
@@ -107,7 +158,7 @@ class DataIterator:
         return batch
 
     def get_state(self) -> dict:
-        return {"step": self._step, **self._fingerprint}
+        return {"step": self._step, **self._fingerprint, "records_skipped": self.records_skipped}
 
     def set_state(self, state: dict) -> None:
         mismatched = {
@@ -123,6 +174,7 @@ class DataIterator:
             raise ValueError(f"Data iterator step {step} is outside 0..{len(self._batches)}.")
         self.close()
         self._step = step
+        self.records_skipped = int(state.get("records_skipped", 0))
 
     def close(self) -> None:
         """Stops prefetching (threads or worker processes)."""
@@ -145,6 +197,7 @@ def make_iterator(
     sharding: jax.sharding.Sharding | None = None,
     num_threads: int = 2,
     worker_count: int = 0,
+    process_groups: Sequence[Sequence[int]] | None = None,
 ) -> DataIterator:
     """Batches of `transform(record, rng)` over `source`, this process's rows only.
 
@@ -166,6 +219,9 @@ def make_iterator(
         overlap I/O); worker_count: grain worker processes for CPU-bound decoding and
         augmentation (grain reads absl flags there, so the program must have parsed them,
         e.g. by running under absl.app).
+      process_groups: per process, the record indices it may read (webdataset: the records of
+        its own shards, `sources.process_groups`); each process then walks its own shuffled
+        records and reads no other shard; None: any process reads any record.
 
     Each batch is the transform's dict stacked over local rows plus "mask": bool [B].
     """
@@ -189,8 +245,16 @@ def make_iterator(
             f"{total} examples do not fill one global batch of {global_batch_size}; "
             "use drop_remainder=False or a smaller batch."
         )
+    group = None
+    if process_groups is not None:
+        if len(process_groups) != process_count:
+            raise ValueError(f"{len(process_groups)} process groups for {process_count} processes")
+        group = process_groups[process_index]
+        if len(group) == 0:
+            raise ValueError(f"process {process_index} of {process_count} has no records to read "
+                             "(fewer shards than processes?)")
     example_at = _ExampleAt(
-        source, transform, seed, shuffle, total, local_batch, (process_index, process_count)
+        source, transform, seed, shuffle, total, local_batch, (process_index, process_count), group
     )
     batches = (
         grain.MapDataset.range(num_batches * local_batch)
@@ -204,5 +268,7 @@ def make_iterator(
         "shuffle": shuffle,
         "num_epochs": num_epochs,
     }
+    if process_groups is not None:  # the batches then depend on the process count
+        fingerprint["process_count"] = process_count
     read_options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * num_threads)
     return DataIterator(batches, fingerprint, read_options, worker_count, sharding)

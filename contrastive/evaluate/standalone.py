@@ -16,6 +16,7 @@ import numpy as np
 from contrastive import checkpoint, parallel
 from contrastive import task as task_lib
 from contrastive.data import from_config as data_lib
+from contrastive.data import pipeline
 from contrastive.evaluate import suite
 
 
@@ -47,8 +48,8 @@ def _abstract_variables(config, task, tokenizer, mesh, rules) -> dict:
     """{"params", "model_state"} as sharded ShapeDtypeStructs, laid out as the training loop
     lays them out (the optimiser's and loss's state are not needed here)."""
     source = data_lib.load_source(config, config.data.eval_split)
-    example = data_lib.make_transform(config, source, tokenizer)(source[0],
-                                                                 np.random.default_rng(0))
+    first = pipeline.first_good_records(source, 1)[0]
+    example = data_lib.make_transform(config, source, tokenizer)(first, np.random.default_rng(0))
     inputs = task_lib.model_inputs(task, example, parallel.batch_shards(mesh))
     variables = task_lib.abstract_variables(task, inputs, mesh, rules)
     return {"params": variables.pop("params"), "model_state": variables}
@@ -87,7 +88,8 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, mesh_shape: dict 
                               "for data parallelism)") from None
     rules = parallel.with_overrides(config.sharding_rules)
     tokenizer = data_lib.make_tokenizer(config) if config.model.kind == "image_text" else None
-    task = task_lib.make_task(config, tokenizer.vocab_size if tokenizer else None)
+    task = task_lib.make_task(config, tokenizer.vocab_size if tokenizer else None,
+                              getattr(tokenizer, "pad_id", 0))
     try:
         evaluate = suite.make_evaluator(config, task, mesh, rules, tokenizer)
     except ValueError as error:  # a config that cannot be evaluated, e.g. classes lacking prompts

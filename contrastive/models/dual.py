@@ -39,7 +39,10 @@ class DualEncoder(nn.Module):
         self.bias = self.param("bias", scalar(self.bias_init), (), self.param_dtype)
 
     def embed_images(self, images, train: bool = False):
-        """(B, H, W, C) -> (B, embed_dim) unit rows, float32."""
+        """(B, H, W, C) -> (B, embed_dim) unit rows, float32. Integer (uint8) pixels are
+        normalised here, on the device, as the host does for float inputs: (p/255 - 0.5)/0.5."""
+        if jnp.issubdtype(images.dtype, jnp.integer):
+            images = (images.astype(jnp.float32) / 255.0 - 0.5) / 0.5
         return l2_normalize(self.image_head(self.image_tower(images, train), train))
 
     def embed_texts(self, tokens, train: bool = False):

@@ -10,7 +10,9 @@ import os
 import time
 
 import jax
+from jax.experimental import multihost_utils
 import ml_collections
+import numpy as np
 import tqdm
 
 from contrastive import checkpoint, parallel
@@ -54,7 +56,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         records.write_atomically(os.path.join(workdir, "config.json"), config.to_json(indent=1))
 
     data = data_lib.make_train_data(config, parallel.batch_sharding(mesh))
-    task = task_lib.make_task(config, data.tokenizer.vocab_size if data.tokenizer else None)
+    task = task_lib.make_task(config, data.tokenizer.vocab_size if data.tokenizer else None,
+                              getattr(data.tokenizer, "pad_id", 0))
     optimizer, schedule = state_lib.make_optimizer(config.optimizer, config.total_steps)
     inputs = task_lib.model_inputs(task, data.example, batch_shards)
     init_fn = state_lib.make_init_fn(task, optimizer, inputs,
@@ -85,18 +88,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     )
 
     pending, interval_start, last_eval, last_loss = [], time.time(), {}, None
+    data_waits, skipped = [], []  # per pending step: seconds in next(iterator), bad records
     for step in range(first_step + 1, config.total_steps + 1):
-        state, metrics = train_step(state, next(data.iterator))
+        wait_start = time.time()
+        batch = next(data.iterator)
+        data_waits.append(time.time() - wait_start)
+        skipped.append(data.iterator.last_skipped)
+        state, metrics = train_step(state, batch)
         pending.append(metrics)
         evaluating = evaluate is not None and _due(step, config.eval_every, config.total_steps)
         saving = _due(step, config.checkpoint_every, config.total_steps)
         if evaluating or saving or _due(step, config.log_every, config.total_steps):
             values = jax.device_get(pending)  # waits for these steps to finish
-            rate = len(values) * config.batch_size / (time.time() - interval_start)
+            interval = time.time() - interval_start
+            rate = len(values) * config.batch_size / interval
             wall = round(time.time() - started, 3)
+            # bad records skipped on every process (one small all-gather per log interval)
+            skipped = np.sum(multihost_utils.process_allgather(np.array(skipped)), axis=0) \
+                if jax.process_count() > 1 else skipped
             lines = [
                 {"step": step - len(values) + 1 + i, **{k: float(v) for k, v in m.items()},
-                 "examples_per_sec": rate, "wall_time_s": wall}
+                 "examples_per_sec": rate, "wall_time_s": wall,
+                 "data_wait_s": round(data_waits[i], 6), "step_time_s": interval / len(values),
+                 "data_skipped": int(skipped[i]), **data.source_stats}
                 for i, m in enumerate(values)
             ]
             metrics_log.write(lines)
@@ -104,7 +118,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             progress.update(len(values))
             headline = {k: f"{v:.3f}" for k, v in last_eval.items() if k in HEADLINE_METRICS}
             progress.set_postfix(loss=f"{last_loss:.4f}", ex_per_s=f"{rate:.0f}", **headline)
-            pending, interval_start = [], time.time()
+            pending, data_waits, skipped, interval_start = [], [], [], time.time()
         if evaluating:
             last_eval = evaluate(state)
             eval_log.write([{"step": step, **last_eval, "wall_time_s": time.time() - started}])

@@ -98,17 +98,41 @@ def test_sentencepiece_save_load_and_pickle(sentencepiece_model, tmp_path):
     )
 
 
-def test_sentencepiece_model_with_other_special_ids_is_rejected(tmp_path):
+def _sentencepiece(**ids) -> bytes:
     import io
 
     import sentencepiece as spm
 
     model = io.BytesIO()
-    spm.SentencePieceTrainer.train(  # sentencepiece's defaults: unk=0, bos=1, eos=2, no pad.
-        sentence_iterator=iter(CORPUS), model_writer=model, vocab_size=30, minloglevel=2
-    )
-    with pytest.raises(ValueError, match="pad=0, unk=1, eos=2"):
-        tokenizer_lib.SentencePieceTokenizer(model.getvalue(), max_len=8)
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(CORPUS), model_writer=model,
+                                   vocab_size=30, minloglevel=2, **ids)
+    return model.getvalue()
+
+
+@pytest.mark.parametrize("ids, pad, eos", [
+    ({}, None, 2),  # sentencepiece's defaults: unk=0, bos=1, eos=2, no pad
+    ({"pad_id": 0, "eos_id": 1, "unk_id": 2, "bos_id": -1}, 0, 1),  # T5's layout
+    ({"eos_id": -1}, None, None),  # no end token at all
+])
+def test_sentencepiece_model_with_any_special_ids(ids, pad, eos):
+    import sentencepiece as spm
+
+    proto = _sentencepiece(**ids)
+    processor = spm.SentencePieceProcessor(model_proto=proto)
+    tokenizer = tokenizer_lib.SentencePieceTokenizer(proto, max_len=64)
+    pieces = processor.get_piece_size()
+    pad = pieces if pad is None else pad  # no pad piece: one id past the vocabulary
+    assert tokenizer.pad_id == pad and tokenizer.vocab_size == pieces + (pad == pieces)
+    text = CORPUS[5]
+    content = processor.encode(text)  # the library's own ids are the oracle
+    assert len(content) < 60
+    expected = content + ([eos] if eos is not None else []) + [pad] * 64
+    expected = expected[:64]
+    np.testing.assert_array_equal(tokenizer.encode(text), expected)
+    assert tokenizer.decode(tokenizer.encode(text)) == processor.decode(content)
+    short = tokenizer_lib.SentencePieceTokenizer(proto, max_len=12).encode(text)
+    assert len(content) > 12
+    np.testing.assert_array_equal(short, content[:11] + [eos] if eos is not None else content[:12])
 
 
 def test_max_len_below_two_is_rejected():
