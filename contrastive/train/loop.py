@@ -39,6 +39,27 @@ def _rules(config):
     return parallel.with_overrides(overrides) if overrides else parallel.DEFAULT_RULES
 
 
+def make_train_step(config, mesh, example: dict, vocab_size: int | None, num_examples: int):
+    """(task, init_fn, state shardings, jitted train step) for `config` on `mesh`: what the
+    loop runs, and what experiments/pod_compile.py lowers for a TPU topology without one.
+    `example` is one transformed example (arrays or ShapeDtypeStructs, no batch axis)."""
+    rules = _rules(config)
+    batch_shards = mesh.shape["data"] * mesh.shape["fsdp"]
+    task = task_lib.make_task(config, vocab_size)
+    optimizer, schedule = optim.make_optimizer(config.optimizer, config.total_steps)
+    inputs = _model_inputs(task, example, batch_shards)
+    loss_state = per_example.initial_state(config.loss, num_examples, config.loss_options)
+    init_fn = init.make_init_fn(task, optimizer, inputs, loss_state)
+    shardings = init.state_shardings(task, init_fn, inputs, mesh, rules)
+    loss_fn = losses.make_loss(config.loss, mesh, config.loss_block_size, config.loss_options)
+    train_step = step_lib.jit_train_step(
+        step_lib.make_train_step(task, loss_fn, optimizer, schedule, config.num_microbatches,
+                                 config.loss_options),
+        shardings, mesh, rules,
+    )
+    return task, init_fn, shardings, train_step
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Trains for config.total_steps, evaluating and checkpointing periodically and at the end.
 
@@ -62,12 +83,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         )
 
     data = data_lib.make_train_data(config, parallel.batch_sharding(mesh))
-    task = task_lib.make_task(config, data.tokenizer.vocab_size if data.tokenizer else None)
-    optimizer, schedule = optim.make_optimizer(config.optimizer, config.total_steps)
-    inputs = _model_inputs(task, data.example, batch_shards)
-    loss_state = per_example.initial_state(config.loss, data.num_examples, config.loss_options)
-    init_fn = init.make_init_fn(task, optimizer, inputs, loss_state)
-    shardings = init.state_shardings(task, init_fn, inputs, mesh, rules)
+    task, init_fn, shardings, train_step = make_train_step(
+        config, mesh, data.example, data.tokenizer.vocab_size if data.tokenizer else None,
+        data.num_examples)
 
     checkpointer = checkpoint.Checkpointer(
         os.path.join(workdir, "checkpoints"), config.keep_checkpoints, config.async_checkpoints
@@ -80,12 +98,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         data.iterator.set_state(data_state)
         log.info("Resumed from the checkpoint at step %d.", first_step)
 
-    loss_fn = losses.make_loss(config.loss, mesh, config.loss_block_size, config.loss_options)
-    train_step = step_lib.jit_train_step(
-        step_lib.make_train_step(task, loss_fn, optimizer, schedule, config.num_microbatches,
-                                 config.loss_options),
-        shardings, mesh, rules,
-    )
     evaluate = evaluators.make_evaluator(config, task, mesh, rules, data.tokenizer)
     metrics_log = records.JsonlWriter(os.path.join(workdir, "metrics.jsonl"), first_step, is_writer)
     eval_log = records.JsonlWriter(os.path.join(workdir, "eval.jsonl"), first_step, is_writer)
