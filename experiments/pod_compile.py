@@ -18,6 +18,7 @@ import argparse
 import ast
 import importlib.util
 import json
+import os
 import re
 import sys
 import time
@@ -182,10 +183,10 @@ def to_markdown(rows: list, meta: dict) -> str:
         "roofline = FLOPs per chip / peak bf16 FLOP/s per chip. Command for each row: "
         "`python experiments/pod_compile.py` with the row's config, topology, mesh and sets.",
         "",
-        "| config | what | topology | chip HBM (GiB), peak bf16 TFLOP/s | mesh | global batch "
+        "| tag | config | what | topology | chip HBM (GiB), peak bf16 TFLOP/s | mesh | global batch "
         "| per chip | arguments (GiB) | temporaries (GiB) | peak (GiB) | fits | TFLOPs/chip/step "
         "| roofline step (s) | compile (s) | largest per-chip batch that fits |",
-        "|---|---|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+        "|---|---|---|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     gib = lambda b: "-" if b is None else f"{b / 2**30:.2f}"
     tflops = lambda f: "-" if f is None else f"{f / 1e12:.1f}"
@@ -194,7 +195,8 @@ def to_markdown(rows: list, meta: dict) -> str:
     step_s = lambda t: "-" if t is None else f"{t:.3f}"
     for r in rows:
         lines.append(
-            f"| `{r['config']}`{' ' + ' '.join(r['sets']) if r['sets'] else ''} | {r['what']} "
+            f"| {r.get('tag', '')} | `{r['config']}`{' ' + ' '.join(r['sets']) if r['sets'] else ''} "
+            f"| {r['what']} "
             f"| {r['topology']} | {r['hbm_gib']}, {r['peak_flops'] / 1e12:.0f} | `{r['mesh']}` "
             f"| {r['batch']:,} | {r['per_chip']:,} | {gib(r['argument_bytes'])} "
             f"| {gib(r['temp_bytes'])} | {peak(r)} | {'yes' if r['fits'] else 'no'} "
@@ -212,9 +214,11 @@ def main(argv=None):
     parser.add_argument("--loss_only", default=None, help="ring | allgather: the loss alone")
     parser.add_argument("--search", action="store_true", help="largest per-chip batch that fits")
     parser.add_argument("--search_compiles", type=int, default=4)
+    parser.add_argument("--tag", default="", help="a label kept with the row (e.g. before)")
     parser.add_argument("--out", type=Path, default=benchlib.RESULTS)
     args = parser.parse_args(argv)
-
+    # Compiling needs no TPU: let several compiles (and other users of libtpu) run at once.
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
     import jax
 
     from contrastive import parallel
@@ -232,7 +236,7 @@ def main(argv=None):
     batch = config.batch_size
     row = measure(config, mesh, args.loss_only)
     row |= {
-        "config": args.config, "sets": args.set, "topology": args.topology,
+        "tag": args.tag, "config": args.config, "sets": args.set, "topology": args.topology,
         "what": f"loss only, {args.loss_only}" if args.loss_only else "train step",
         "chips": len(devices), "hbm_gib": hbm_gib, "peak_flops": peak_flops,
         "mesh": json.dumps(mesh_axes), "batch": batch, "per_chip": batch // len(devices),
@@ -245,7 +249,7 @@ def main(argv=None):
 
     path = args.out / "pod_compile.json"
     rows = json.loads(path.read_text())["rows"] if path.exists() else []
-    key = lambda r: (r["config"], r["sets"], r["topology"], r["what"], r["mesh"], r["batch"])
+    key = lambda r: (r.get("tag", ""), r["config"], r["sets"], r["topology"], r["what"], r["mesh"], r["batch"])
     rows = [r for r in rows if key(r) != key(row)] + [row]
     meta = {"host": benchlib.device_description().replace(jax.devices()[0].device_kind, "cpu"),
             "jax": jax.__version__}

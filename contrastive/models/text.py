@@ -42,6 +42,8 @@ class TextTransformer(nn.Module):
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
     remat: bool = False
+    scan: bool = False  # Transformer.scan: the blocks as one nn.scan (pod-scale memory)
+    head_chunks: int = 1  # Transformer.head_chunks: attention heads in sequential groups
 
     @nn.compact
     def __call__(self, tokens, train: bool = False):
@@ -81,6 +83,8 @@ class TextTransformer(nn.Module):
             self.dtype,
             self.param_dtype,
             self.remat,
+            self.scan,
+            self.head_chunks,
             name="encoder",
         )(x, mask)
 
