@@ -77,8 +77,10 @@ def chunked_attention(q, k, v, mask, dtype, chunks: int = 1):
         raise ValueError(f"head_chunks {chunks} does not divide num_heads {heads}")
 
     def attend(q, k, v, mask):
+        # Cast back: with float32 softmax weights flax returns float32, which made the whole
+        # residual stream after the first block float32 in a bf16 model (twice the memory).
         return nn.dot_product_attention(q, k, v, mask=mask, dtype=dtype,
-                                        force_fp32_for_softmax=True)
+                                        force_fp32_for_softmax=True).astype(dtype)
 
     if chunks == 1:
         return attend(q, k, v, mask)
