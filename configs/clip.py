@@ -5,7 +5,6 @@ shrinks everything for a smoke run. The text tower uses a SentencePiece model at
 data.tokenizer (train one with contrastive.data.tokenizer.train_sentencepiece).
 """
 from configs import common
-from contrastive import models
 
 # Image tower, text tower and embedding width of CLIP's models.
 VARIANTS = {
@@ -18,8 +17,8 @@ VARIANTS = {
 
 def get_config(arg=None):
     args = common.parse_arg(
-        arg, vit_b32=False, vit_b16=False, vit_l14=False, so400m14=False, batch=32768, steps=100_000,
-        runlocal=False,
+        arg, vit_b32=False, vit_b16=False, vit_l14=False, so400m14=False, batch=32768,
+        steps=100_000, runlocal=False,
     )
     chosen = [name for name in VARIANTS if args[name]] or ["vit_b16"]
     if len(chosen) > 1:
@@ -34,13 +33,10 @@ def get_config(arg=None):
     c.mesh = {"data": -1}  # e.g. {"fsdp": -1} or {"data": -1, "model": 4} for large towers
     c.model.image_size = image_size
     c.model.text_size = text_size
-    # Pod-scale memory (contrastive.models.Transformer): blocks as one nn.scan, attention one
-    # head at a time; together they fit CLIP B/16 at 1,024 examples per 16 GiB v5e chip
-    # (experiments/results/pod_compile.md).
-    image_heads = models.VIT_SIZES[image_size.split("/")[0]]["num_heads"]
-    c.model.image_options = {"scan": True, "head_chunks": image_heads}
-    c.model.text_options = {"vocab_size": 32_000, "max_len": 77, "scan": True,
-                            "head_chunks": models.TEXT_SIZES[text_size]["num_heads"]}
+    # Options for pod scale (contrastive.models.Transformer): {"scan": True, "head_chunks": H}
+    # in image_options / text_options; measured memory-neutral for B/16 at 1,024 per v5e chip
+    # (experiments/results/pod_compile.md), so off by default.
+    c.model.text_options = {"vocab_size": 32_000, "max_len": 77}
     c.model.embed_dim = embed_dim
     c.model.dtype = "bfloat16"
     c.model.remat = True
@@ -60,7 +56,5 @@ def get_config(arg=None):
         c.model.image_size = "mu/16"
         c.model.text_size = "mu"
         c.model.embed_dim = 32
-        c.model.image_options = {}
-        c.model.text_options = {"vocab_size": 32_000, "max_len": 77}
         c.model.dtype = "float32"
     return c
