@@ -150,11 +150,11 @@ def compile_loss(config, mesh, impl: str):
     return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2))).lower(emb, emb, scale)
 
 
-def measure(config, mesh, loss_only: str | None) -> dict:
+def measure(config, mesh, loss_only: str | None, flops: bool = True) -> dict:
     """Compile once: XLA's per-chip memory, FLOPs per chip (train step only), compile time.
     hbm_bytes = arguments + outputs + temporaries - aliased (donated) bytes; a program the TPU
     compiler refuses for lack of HBM gets its temporaries from the error message."""
-    row = {"flops": None if loss_only else step_flops(config, mesh)}
+    row = {"flops": step_flops(config, mesh) if flops and not loss_only else None}
     start = time.perf_counter()  # lowering and compiling the step itself
     try:
         lowered = compile_loss(config, mesh, loss_only) if loss_only else lower_step(config, mesh)
@@ -176,7 +176,8 @@ def measure(config, mesh, loss_only: str | None) -> dict:
 
 def search(config, mesh, loss_only, hbm: float, first: dict, compiles: int) -> int:
     """Largest per-chip batch (a multiple of 8) whose peak fits `hbm`, by doubling then
-    bisecting from the measured point `first`; at most `compiles` more compiles."""
+    bisecting from the measured point `first`; at most `compiles` more compiles, so with no
+    failure among them the answer is a lower bound."""
     chips = mesh.size
     per_chip = config.batch_size // chips
     lo, hi = (per_chip, None) if first["hbm_bytes"] <= hbm else (0, per_chip)
@@ -185,7 +186,7 @@ def search(config, mesh, loss_only, hbm: float, first: dict, compiles: int) -> i
         if trial <= lo or (hi is not None and trial >= hi):
             break
         config.batch_size = trial * chips
-        ok = measure(config, mesh, loss_only)["hbm_bytes"] <= hbm
+        ok = measure(config, mesh, loss_only, flops=False)["hbm_bytes"] <= hbm
         print(f"per-chip batch {trial}: {'fits' if ok else 'does not fit'}", flush=True)
         lo, hi = (trial, hi) if ok else (lo, trial)
     return lo
