@@ -61,7 +61,9 @@ def topology_devices(name: str):
     """The devices of a TPU topology by name, e.g. "v5e:8x8" (64 chips), "v4:4x4x4"."""
     from jax.experimental import topologies
 
-    return topologies.get_topology_desc(topology_name=name, platform="tpu").devices
+    # v4 and v5p chips have two TensorCores: as in training, one device per chip (megacore).
+    megacore = {"chip_config_name": "megacore"} if name.split(":")[0] in ("v4", "v5p") else {}
+    return topologies.get_topology_desc(topology_name=name, platform="tpu", **megacore).devices
 
 
 def abstract_example(config) -> dict:
