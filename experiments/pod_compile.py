@@ -156,7 +156,9 @@ def measure(config, mesh, loss_only: str | None, flops: bool = True) -> dict:
     """Compile once: XLA's per-chip memory, FLOPs per chip (train step only), compile time.
     hbm_bytes = arguments + outputs + temporaries - aliased (donated) bytes; a program the TPU
     compiler refuses for lack of HBM gets its temporaries from the error message."""
-    row = {"flops": step_flops(config, mesh) if flops and not loss_only else None}
+    # With micro-batches the step loops over them, which the count would see once: no figure.
+    counted = flops and not loss_only and config.num_microbatches == 1
+    row = {"flops": step_flops(config, mesh) if counted else None}
     start = time.perf_counter()  # lowering and compiling the step itself
     try:
         lowered = compile_loss(config, mesh, loss_only) if loss_only else lower_step(config, mesh)
