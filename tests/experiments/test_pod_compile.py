@@ -25,5 +25,5 @@ def test_digits_clip_compiles_for_v5e_2x2(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     (row,) = json.loads((tmp_path / "pod_compile.json").read_text())["rows"]
     assert row["chips"] == 4 and row["per_chip"] == 256 // 4
-    assert 0 < row["peak_bytes"] < row["hbm_gib"] * 2**30 and row["fits"]
+    assert 0 < row["hbm_bytes"] < row["hbm_gib"] * 2**30 and row["fits"]
     assert row["flops"] > 0 and (tmp_path / "pod_compile.md").exists()
