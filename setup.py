@@ -39,5 +39,9 @@ setuptools.setup(
             "nbformat",
             "ipykernel",
         ],
+        # libtpu: compile for a TPU topology on any host (experiments/pod_compile.py); pin
+        # it to the installed jax with `pip install "jax[tpu]==$(python -c 'import jax;
+        # print(jax.__version__)')"` if pip picks another jax.
+        "tpu": ["jax[tpu]>=0.10"],
     },
 )

@@ -11,13 +11,14 @@ VARIANTS = {
     "vit_b32": ("B/32", "B", 512),
     "vit_b16": ("B/16", "B", 512),
     "vit_l14": ("L/14", "L", 768),
+    "so400m14": ("So400m/14", "So400m", 1152),  # SigLIP's shape-optimised towers
 }
 
 
 def get_config(arg=None):
     args = common.parse_arg(
-        arg, vit_b32=False, vit_b16=False, vit_l14=False, batch=32768, steps=100_000,
-        runlocal=False,
+        arg, vit_b32=False, vit_b16=False, vit_l14=False, so400m14=False, batch=32768,
+        steps=100_000, runlocal=False,
     )
     chosen = [name for name in VARIANTS if args[name]] or ["vit_b16"]
     if len(chosen) > 1:
@@ -32,6 +33,9 @@ def get_config(arg=None):
     c.mesh = {"data": -1}  # e.g. {"fsdp": -1} or {"data": -1, "model": 4} for large towers
     c.model.image_variant = image_size
     c.model.text_variant = text_size
+    # Options for pod scale (contrastive.models.Transformer): {"scan": True, "head_chunks": H}
+    # in image_options / text_options; measured memory-neutral for B/16 at 1,024 per v5e chip
+    # (experiments/results/pod_compile.md), so off by default.
     c.model.text_options = {"vocab_size": 32_000, "max_len": 77}
     c.model.embed_dim = embed_dim
     c.model.dtype = "bfloat16"

@@ -9,7 +9,7 @@ from configs import clip
 def get_config(arg=None):
     c = clip.get_config(arg)
     c.loss = "siglip"
-    c.model.image_options = {"pool": "map", "posemb": "sincos2d"}
+    c.model.image_options = {**c.model.image_options, "pool": "map", "posemb": "sincos2d"}
     c.model.text_options = {**c.model.text_options, "causal": False, "pool": "mean"}
     c.model.temperature_init = 0.1
     c.model.bias_init = -10.0

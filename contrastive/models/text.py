@@ -18,6 +18,7 @@ TEXT_SIZES = {
     "L": dict(width=768, depth=12, mlp_dim=3072, num_heads=12),  # CLIP ViT-L/14: 123M
     "H": dict(width=1024, depth=24, mlp_dim=4096, num_heads=16),  # OpenCLIP ViT-H/14: 354M
     "G": dict(width=1280, depth=32, mlp_dim=5120, num_heads=20),  # OpenCLIP ViT-bigG/14
+    "So400m": dict(width=1152, depth=27, mlp_dim=4304, num_heads=16),  # SigLIP So400m/14
 }
 
 
@@ -42,6 +43,8 @@ class TextTransformer(nn.Module):
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
     remat: bool = False
+    scan: bool = False  # Transformer.scan: the blocks as one nn.scan (pod-scale memory)
+    head_chunks: int = 1  # Transformer.head_chunks: attention heads in sequential groups
 
     @nn.compact
     def __call__(self, tokens, train: bool = False):
@@ -81,6 +84,8 @@ class TextTransformer(nn.Module):
             self.dtype,
             self.param_dtype,
             self.remat,
+            self.scan,
+            self.head_chunks,
             name="encoder",
         )(x, mask)
 

@@ -7,6 +7,7 @@ rules table (``contrastive.parallel.rules``) alone decides how both are laid out
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 Dtype = Any
@@ -27,6 +28,7 @@ class MultiHeadAttention(nn.Module):
     num_heads: int
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    head_chunks: int = 1  # > 1: the heads in this many groups, one after another (see below)
 
     @nn.compact
     def __call__(self, x_q, x_kv, mask=None):
@@ -55,14 +57,43 @@ class MultiHeadAttention(nn.Module):
         q, k, v = project("query", x_q), project("key", x_kv), project("value", x_kv)
         # The softmax runs in float32 whatever the compute dtype: bf16 logits lose the small
         # differences between attention scores that decide where the mass goes.
-        out = nn.dot_product_attention(
-            q, k, v, mask=mask, dtype=self.dtype, force_fp32_for_softmax=True
-        )
+        out = chunked_attention(q, k, v, mask, self.dtype, self.head_chunks)
         out = nn.with_logical_constraint(out, ("batch", "length", "heads", "kv"))
         kernel = param("out_kernel", out_init, ("heads", "kv", "embed"),
                        (self.num_heads, head_dim, width))
         bias = param("out_bias", _zeros, ("embed",), (width,))
         return jnp.einsum("blhk,hkd->bld", out, kernel) + bias
+
+
+def chunked_attention(q, k, v, mask, dtype, chunks: int = 1):
+    """softmax(q k^T / sqrt(K) + mask) v for (B, L, H, K) q, k, v, the heads in `chunks`
+    groups under `lax.map`, each group recomputed in the backward pass (`jax.checkpoint`).
+
+    Why: the (B, H, Lq, Lkv) float32 scores and probabilities are the largest activations of a
+    ViT block (B/16: 12 x 197 x 197 x 4 bytes = 1.9 MB per image, each); in groups only
+    H / chunks heads' worth is live at once. chunks = 1 is plain attention."""
+    heads = q.shape[2]
+    if heads % chunks:
+        raise ValueError(f"head_chunks {chunks} does not divide num_heads {heads}")
+
+    def attend(q, k, v, mask):
+        # Cast back: with float32 softmax weights flax returns float32, which made the whole
+        # residual stream after the first block float32 in a bf16 model (twice the memory).
+        return nn.dot_product_attention(q, k, v, mask=mask, dtype=dtype,
+                                        force_fp32_for_softmax=True).astype(dtype)
+
+    if chunks == 1:
+        return attend(q, k, v, mask)
+    split = lambda t, axis: jnp.moveaxis(
+        t.reshape(*t.shape[:axis], chunks, heads // chunks, *t.shape[axis + 1:]), axis, 0)
+    if mask is not None and mask.shape[1] == heads:  # (B, H, Lq, Lkv): a mask per group
+        groups = (split(q, 2), split(k, 2), split(v, 2), split(mask, 1))
+        fn = lambda g: attend(*g)
+    else:  # no mask, or (B, 1, Lq, Lkv): the same for every group
+        groups = (split(q, 2), split(k, 2), split(v, 2))
+        fn = lambda g: attend(*g, mask)
+    out = jax.lax.map(jax.checkpoint(fn), groups)  # (chunks, B, L, H / chunks, K)
+    return jnp.moveaxis(out, 0, 2).reshape(q.shape)
 
 
 class MlpBlock(nn.Module):
@@ -112,17 +143,25 @@ class EncoderBlock(nn.Module):
     num_heads: int
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    head_chunks: int = 1
 
     @nn.compact
     def __call__(self, x, mask=None):
         y = layer_norm(self.dtype, self.param_dtype, "ln1")(x)
-        y = MultiHeadAttention(self.num_heads, self.dtype, self.param_dtype, name="attn")(
-            y, y, mask
-        )
+        y = MultiHeadAttention(self.num_heads, self.dtype, self.param_dtype, self.head_chunks,
+                               name="attn")(y, y, mask)
         x = nn.with_logical_constraint(x + y, ("batch", "length", "embed"))
         y = layer_norm(self.dtype, self.param_dtype, "ln2")(x)
         y = MlpBlock(self.mlp_dim, self.dtype, self.param_dtype, name="mlp")(y)
         return nn.with_logical_constraint(x + y, ("batch", "length", "embed"))
+
+
+class _ScannedBlock(EncoderBlock):
+    """EncoderBlock with nn.scan's (carry, input) -> (carry, output) signature."""
+
+    @nn.compact
+    def __call__(self, x, mask=None):
+        return super().__call__(x, mask), None
 
 
 class Transformer(nn.Module):
@@ -130,6 +169,11 @@ class Transformer(nn.Module):
 
     remat: recompute each block's activations in the backward pass instead of storing them
     (memory O(depth * B L D) for the block inputs only, at the cost of one extra forward).
+    scan: the blocks as one `nn.scan` over stacked parameters ("blocks", leading axis of logical
+    name "layers") instead of `depth` unrolled copies: with remat, XLA then keeps exactly one
+    block input per layer and one block's working set (unrolled, the TPU compile of ViT-B/16
+    kept several blocks' internals live at once), and compiles one block instead of `depth`.
+    head_chunks: attention's heads in this many sequential groups (`chunked_attention`).
     """
 
     depth: int
@@ -138,12 +182,22 @@ class Transformer(nn.Module):
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
     remat: bool = False
+    scan: bool = False
+    head_chunks: int = 1
 
     @nn.compact
     def __call__(self, x, mask=None):
-        block = nn.remat(EncoderBlock) if self.remat else EncoderBlock
-        for i in range(self.depth):
-            x = block(
-                self.mlp_dim, self.num_heads, self.dtype, self.param_dtype, name=f"block{i}"
-            )(x, mask)
+        fields = (self.mlp_dim, self.num_heads, self.dtype, self.param_dtype, self.head_chunks)
+        if self.scan:
+            block = nn.remat(_ScannedBlock, prevent_cse=False) if self.remat else _ScannedBlock
+            blocks = nn.scan(
+                block, variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True},
+                in_axes=nn.broadcast, length=self.depth,
+                metadata_params={nn.PARTITION_NAME: "layers"},
+            )
+            x, _ = blocks(*fields, name="blocks")(x, mask)
+        else:
+            block = nn.remat(EncoderBlock) if self.remat else EncoderBlock
+            for i in range(self.depth):
+                x = block(*fields, name=f"block{i}")(x, mask)
         return layer_norm(self.dtype, self.param_dtype, "final_norm")(x)

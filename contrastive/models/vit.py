@@ -87,6 +87,8 @@ class ViT(nn.Module):
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
     remat: bool = False
+    scan: bool = False  # Transformer.scan: the blocks as one nn.scan (pod-scale memory)
+    head_chunks: int = 1  # Transformer.head_chunks: attention heads in sequential groups
 
     @nn.compact
     def __call__(self, images, train: bool = False):
@@ -142,6 +144,8 @@ class ViT(nn.Module):
             self.dtype,
             self.param_dtype,
             self.remat,
+            self.scan,
+            self.head_chunks,
             name="encoder",
         )(x)
 

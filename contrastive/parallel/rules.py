@@ -25,6 +25,7 @@ DEFAULT_RULES: Rules = (
     ("conv_out", "model"),
     # Never split by default; listed so that every name the models use is known.
     ("kv", None),
+    ("layers", None),  # the stacked-blocks axis of a scanned Transformer (models.Transformer)
     ("length", None),
     ("height", None),
     ("width", None),

@@ -32,6 +32,24 @@ def _due(step: int, every: int, total: int) -> bool:
     return step == total or (every > 0 and step % every == 0)
 
 
+def build_train_step(config, mesh, example: dict, vocab_size: int | None, num_examples: int,
+                     pad_id: int = 0):
+    """(task, init_fn, state shardings, jitted train step) for `config` on `mesh`: what the
+    loop runs, and what experiments/pod_compile.py lowers for a TPU topology without one.
+    `example` is one transformed example (arrays or ShapeDtypeStructs, no batch axis)."""
+    rules = parallel.with_overrides(config.sharding_rules)
+    task = task_lib.make_task(config, vocab_size, pad_id)
+    loss = losses.bind(config.loss, mesh, config.loss_block_size, config.loss_options)
+    optimizer, schedule = state_lib.make_optimizer(config.optimizer, config.total_steps)
+    inputs = task_lib.model_inputs(task, example, parallel.batch_shards(mesh))
+    init_fn = state_lib.make_init_fn(task, optimizer, inputs, loss.initial_state(num_examples))
+    shardings = state_lib.state_shardings(task, init_fn, inputs, mesh, rules)
+    train_step = step_lib.jit_train_step(
+        step_lib.make_train_step(task, loss, optimizer, schedule, config.num_microbatches),
+        shardings, mesh, rules)
+    return task, init_fn, shardings, train_step
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Trains for config.total_steps, evaluating and checkpointing periodically and at the end.
 
@@ -50,19 +68,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             f"batch_size {config.batch_size} must divide into num_microbatches "
             f"{config.num_microbatches} x {batch_shards} batch shards of mesh {dict(mesh.shape)}"
         )
-    loss = losses.bind(config.loss, mesh, config.loss_block_size, config.loss_options)
+    losses.bind(config.loss, mesh, config.loss_block_size, config.loss_options)  # checks options
     os.makedirs(workdir, exist_ok=True)
     if is_writer:  # what `python -m contrastive.evaluate` rebuilds the run from
         records.write_atomically(os.path.join(workdir, "config.json"), config.to_json(indent=1))
 
     data = data_lib.make_train_data(config, parallel.batch_sharding(mesh))
-    task = task_lib.make_task(config, data.tokenizer.vocab_size if data.tokenizer else None,
-                              getattr(data.tokenizer, "pad_id", 0))
-    optimizer, schedule = state_lib.make_optimizer(config.optimizer, config.total_steps)
-    inputs = task_lib.model_inputs(task, data.example, batch_shards)
-    init_fn = state_lib.make_init_fn(task, optimizer, inputs,
-                                     loss.initial_state(data.num_examples))
-    shardings = state_lib.state_shardings(task, init_fn, inputs, mesh, rules)
+    task, init_fn, shardings, train_step = build_train_step(
+        config, mesh, data.example, data.tokenizer.vocab_size if data.tokenizer else None,
+        data.num_examples, getattr(data.tokenizer, "pad_id", 0))
 
     checkpointer = checkpoint.Checkpointer(
         os.path.join(workdir, "checkpoints"), config.keep_checkpoints, config.async_checkpoints
@@ -75,10 +89,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         data.iterator.set_state(data_state)
         log.info("Resumed from the checkpoint at step %d.", first_step)
 
-    train_step = step_lib.jit_train_step(
-        step_lib.make_train_step(task, loss, optimizer, schedule, config.num_microbatches),
-        shardings, mesh, rules,
-    )
     evaluate = suite.make_evaluator(config, task, mesh, rules, data.tokenizer)
     metrics_log = records.JsonlWriter(os.path.join(workdir, "metrics.jsonl"), first_step, is_writer)
     eval_log = records.JsonlWriter(os.path.join(workdir, "eval.jsonl"), first_step, is_writer)

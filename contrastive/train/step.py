@@ -85,4 +85,10 @@ def jit_train_step(train_step, state_shardings: TrainState, mesh, rules):
         with parallel.sharding_context(mesh, rules):
             return jitted(state, batch)
 
+    def lower(state, batch):
+        """The same jit lowered for abstract arguments (ahead-of-time compilation)."""
+        with parallel.sharding_context(mesh, rules):
+            return jitted.lower(state, batch)
+
+    run.lower = lower
     return run
