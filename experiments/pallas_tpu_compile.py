@@ -26,8 +26,9 @@ def compile_one(n: int, d: int, dtype, device) -> dict:
     from jax.sharding import SingleDeviceSharding
 
     from contrastive.losses import pallas
+    from contrastive.losses.reductions import Reductions, pair_nll
 
-    terms = pallas.Terms(row_lse=True, col_lse=True, row_nll=True, col_nll=True)
+    terms = Reductions(row_lse=True, col_lse=True, row_sum=pair_nll, col_sum=pair_nll)
 
     def loss(x, y, s, b):
         st = pallas.pairwise_stats(x, y, s, b, terms, interpret=False, backend="tpu")
