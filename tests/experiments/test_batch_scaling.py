@@ -41,6 +41,9 @@ def test_schedule_keeps_examples_seen_and_accumulates_large_batches():
     assert plans[1024]["learning_rate"] == pytest.approx(6e-3)  # 3e-3 * sqrt(1024 / 256)
 
 
+# Three training subprocesses (about 100 s here), like loss_zoo's end-to-end test: kept out of the
+# default run; `python -m pytest -m slow tests/experiments` runs both.
+@pytest.mark.slow
 def test_fast_study_writes_results_and_a_rerun_skips_finished_runs(tmp_path):
     commands = _study("--print_commands", out=tmp_path).stdout.strip().splitlines()
     assert len(commands) == 3 and all("--run=" in c for c in commands)
