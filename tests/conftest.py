@@ -22,3 +22,4 @@ def digits_data_dir(tmp_path_factory):
     data_dir = str(tmp_path_factory.mktemp("digits_tfds"))
     digits.prepare(data_dir)
     return data_dir
+

@@ -45,7 +45,8 @@ def _package_files():
             yield path, own
 
 
-@pytest.mark.parametrize("path,own", list(_package_files()), ids=lambda v: str(v)[-40:])
+@pytest.mark.parametrize("path,own", list(_package_files()),
+                         ids=lambda v: str(v.relative_to(ROOT)) if isinstance(v, Path) else v)
 def test_a_module_imports_only_lower_layers(path, own):
     assert own in RANK, f"{own} is in no layer: add it to LAYERS"
     upward = sorted(m for m in _imports(path)
