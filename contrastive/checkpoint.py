@@ -4,12 +4,19 @@
 
 Orbax writes each step into a temporary directory and renames it when complete, so a process
 killed mid-write leaves no step that looks finished. A step that still fails to restore (files
-lost or damaged afterwards) is skipped with a warning and the next older one is used.
+lost or damaged afterwards) is moved aside into `<directory>.unrestorable/` with a warning, and
+the next older one is used. Nothing is ever deleted on a restore error: if no step restores (a
+config that does not fit them), the run is refused and the checkpoints are left as they are.
 """
 import logging
 import os
+import time
 
+import jax
+from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
+
+from contrastive.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +46,16 @@ class Checkpointer:
         )
 
     def restore(self, abstract_state):
-        """(step, state, data_state) of the newest step that restores, or None if none does.
+        """(step, state, data_state) of the newest step that restores, or None if there is no
+        checkpoint; UserError (nothing changed) if there are some and none restores.
 
         abstract_state: the TrainState as ShapeDtypeStructs with shardings, so every array
         is read straight into its sharded layout. Steps newer than the one restored failed
-        to read; they are deleted so that the run can write those steps again.
+        to read; they are moved aside so that the run can write those steps again.
         """
         broken = []
-        for step in sorted(self._manager.all_steps(), reverse=True):
+        steps = sorted(self._manager.all_steps(), reverse=True)
+        for step in steps:
             try:
                 restored = self._manager.restore(
                     step,
@@ -61,16 +70,40 @@ class Checkpointer:
                     "trying an older one.", step, self.directory, type(error).__name__,
                     str(error).splitlines()[0][:300] if str(error) else "",
                 )
-                broken.append(step)
+                broken.append((step, error))
                 continue
-            self._delete(broken)
+            self._set_aside([s for s, _ in broken])
             return step, restored.state, dict(restored.data)
-        self._delete(broken)
+        if broken:
+            step, error = broken[0]
+            raise UserError(
+                f"none of the checkpoints in {self.directory} (steps "
+                f"{', '.join(str(s) for s, _ in broken)}) restores into this config's state "
+                f"(step {step}: {type(error).__name__}: {str(error).splitlines()[0][:200]}); "
+                "nothing was changed. Train with the config they were saved with, or move "
+                "them away to start afresh")
         return None
 
-    def _delete(self, steps):
-        for step in steps:
-            self._manager.delete(step)
+    def _set_aside(self, steps):
+        """Moves unreadable steps into <directory>.unrestorable/<step>-<time> (process 0;
+        every process waits for the move)."""
+        if not steps:
+            return
+        aside = f"{self.directory}.unrestorable"
+        if jax.process_index() == 0:
+            os.makedirs(aside, exist_ok=True)
+            for step in steps:
+                target = os.path.join(aside, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
+                os.rename(os.path.join(self.directory, str(step)), target)
+                log.warning("Moved the unrestorable checkpoint of step %d to %s.", step, target)
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices("checkpoints set aside")
+        self._manager.reload()
+
+    def check_for_errors(self) -> None:
+        """Raises the error of a background write that failed (e.g. the disk is full), at
+        once rather than at the next save."""
+        self._manager.check_for_errors()
 
     def wait(self) -> None:
         """Blocks until background writes are complete."""

@@ -2,6 +2,11 @@
 
 The only module that reads flags. Multi-host: pass --coordinator_address, --num_processes and
 --process_id, or on a TPU pod / SLURM job let jax.distributed read them from the environment.
+
+A mistake (a misspelled or mistyped field, a value out of range, a workdir in use or trained
+with another config) is one line on stderr and exit status 2; a failed write (disk full,
+read-only, permission denied) one line naming the path and exit status 1. --debug adds the
+traceback.
 """
 import difflib
 import importlib.util
@@ -11,12 +16,15 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from contrastive import errors
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:arg].",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and plots.")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the job.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
+_DEBUG = flags.DEFINE_boolean("debug", False, "Show the traceback of an error, not one line.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -49,8 +57,17 @@ def _load_config(argv):
     return module.get_config(arg) if arg else module.get_config()
 
 
+def _refuse(message: str):
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
 def _parse_flags(argv):
-    """absl's parsing, with one clear message for a misspelled --config.FIELD."""
+    """absl's parsing, with one line for a missing config file, a misspelled --config.FIELD or
+    a value of the wrong type."""
+    spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+    if spec is not None and not os.path.isfile(spec.partition(":")[0]):
+        _refuse(f"--config={spec}: no such config file {spec.partition(':')[0]!r}")
     try:
         return flags.FLAGS(argv)
     except (AttributeError, KeyError) as error:
@@ -58,15 +75,39 @@ def _parse_flags(argv):
         for arg in argv[1:]:
             path = arg.lstrip("-").split("=", 1)[0].removeprefix("config.")
             if arg.startswith("--config.") and path in RENAMED:
-                sys.exit(f"Config field {path!r} was renamed {RENAMED[path]!r}: use "
-                         f"--config.{RENAMED[path]}=")
+                _refuse(f"Config field {path!r} was renamed {RENAMED[path]!r}: use "
+                        f"--config.{RENAMED[path]}=")
             if arg.startswith("--config.") and path not in valid:
                 near = difflib.get_close_matches(path, valid, n=5, cutoff=0.5)
                 scope = [v for v in valid if v.rpartition(".")[0] == path.rpartition(".")[0]]
-                sys.exit(f"Unknown config field {path!r} in {arg.split('=')[0]}. "
-                         f"Did you mean: {', '.join(near) or 'none close'}? "
-                         f"Valid fields there: {', '.join(scope or valid)}")
-        sys.exit(f"Bad config override: {error}")
+                _refuse(f"Unknown config field {path!r} in {arg.split('=')[0]}. "
+                        f"Did you mean: {', '.join(near) or 'none close'}? "
+                        f"Valid fields there: {', '.join(scope or valid)}")
+        _refuse(f"Bad config override: {error}")
+    except Exception as error:  # noqa: BLE001 - absl's own errors name the flag and the value
+        if "--debug" in argv:
+            raise
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        _refuse(" ".join(lines[:1] + lines[-1:] if len(lines) > 1 else lines))
+
+
+def _config():
+    """The parsed config; a config file that fails to load (e.g. an unknown `:arg`) is one
+    line naming the reason."""
+    try:
+        config = _CONFIG.value
+        config.keys()  # ml_collections defers a load failure to the first access
+    except Exception as error:  # noqa: BLE001
+        if _DEBUG.value:
+            raise
+        cause = error
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        _refuse(f"--config: {' '.join(str(cause).split())}")
+    message = renamed_fields_error(config)
+    if message:
+        _refuse(message)
+    return config
 
 
 def _initialise_distributed():
@@ -88,14 +129,12 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
+    config = _config()
     _initialise_distributed()
     from contrastive.train import loop  # pylint: disable=import-outside-toplevel
 
-    message = renamed_fields_error(_CONFIG.value)
-    if message:
-        sys.exit(message)
-    logging.info("config:\n%s", _CONFIG.value)
-    loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    logging.info("config:\n%s", config)
+    errors.report(lambda: loop.train_and_evaluate(config, _WORKDIR.value), _DEBUG.value)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 @dataclasses.dataclass(frozen=True)
 class ImageTextTask:
     """CLIP / SigLIP: x = image embeddings, y = caption embeddings; scale = exp(log_scale)
-    clipped at max_scale, bias learnable (used by siglip only)."""
+    with log_scale clamped at log(max_scale) after every update (`constrain`), bias learnable
+    (used by siglip only)."""
 
     model: models.DualEncoder
     max_scale: float
@@ -31,18 +32,24 @@ class ImageTextTask:
         return batch["image"], batch["tokens"]
 
     def embed(self, params, model_state, batch, rng=None, train: bool = True):
-        """((x, y), new model_state); x, y: (B, d) unit rows, float32. `rng` feeds dropout."""
-        x, y = self.model.apply({"params": params, **model_state}, *self.inputs(batch), train,
-                                rngs=_rngs(rng))
-        return (x, y), model_state
+        """((x, y), new model_state); x, y: (B, d) unit rows, float32. `rng` feeds dropout;
+        training updates batch-norm statistics (a ResNet image tower)."""
+        return _apply(self.model, params, model_state, self.inputs(batch), train, rng)
 
     def scale_and_bias(self, params):
         log_scale = params["log_scale"]
         if not self.learn_temperature:
             # No gradient reaches it, so AdamW (which never decays it) leaves it at its init.
             log_scale = jax.lax.stop_gradient(log_scale)
-        # The clip is CLIP's: beyond 100 the softmax is nearly one-hot and training unstable.
-        return jnp.minimum(jnp.exp(log_scale), self.max_scale), params["bias"]
+        return jnp.exp(log_scale), params["bias"]
+
+    def constrain(self, params):
+        """params after an optimiser update, with log_scale clamped at log(max_scale): CLIP's
+        cap (beyond 100 the softmax is nearly one-hot and training unstable) as OpenCLIP
+        applies it, to the parameter, so the gradient below the cap is intact and a scale at
+        the cap can still come down (a min() in the loss would give it zero gradient)."""
+        cap = jnp.log(jnp.float32(self.max_scale)).astype(params["log_scale"].dtype)
+        return {**params, "log_scale": jnp.minimum(params["log_scale"], cap)}
 
     def embed_images(self, params, model_state, images):
         return self.model.apply({"params": params, **model_state}, images,
@@ -66,18 +73,14 @@ class TwoViewTask:
 
     def embed(self, params, model_state, batch, rng=None, train: bool = True):
         """((x, y), new model_state): training updates the batch-norm statistics."""
-        variables = {"params": params, **model_state}
-        if not train or not model_state:
-            pair = self.model.apply(variables, *self.inputs(batch), train, rngs=_rngs(rng))
-            return pair, model_state
-        (x, y), updates = self.model.apply(
-            variables, *self.inputs(batch), train, rngs=_rngs(rng), mutable=list(model_state)
-        )
-        return (x, y), {**model_state, **updates}
+        return _apply(self.model, params, model_state, self.inputs(batch), train, rng)
 
     def scale_and_bias(self, params):
         del params
         return jnp.float32(1.0 / self.temperature), jnp.float32(0.0)
+
+    def constrain(self, params):
+        return params
 
     def embed_images(self, params, model_state, images):
         """Backbone features (before the head), as SimCLR evaluates."""
@@ -89,6 +92,17 @@ class TwoViewTask:
 
 def _rngs(rng):
     return {} if rng is None else {"dropout": rng}
+
+
+def _apply(model, params, model_state, inputs, train: bool, rng):
+    """(model outputs, new model_state): in training, the model-state collections (batch-norm
+    statistics) are mutable and come back updated."""
+    variables = {"params": params, **model_state}
+    if not train or not model_state:
+        return model.apply(variables, *inputs, train, rngs=_rngs(rng)), model_state
+    outputs, updates = model.apply(variables, *inputs, train, rngs=_rngs(rng),
+                                   mutable=list(model_state))
+    return outputs, {**model_state, **updates}
 
 
 def _image_tower(config: ml_collections.ConfigDict, dtype):

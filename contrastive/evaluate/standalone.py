@@ -6,6 +6,7 @@ workdir is never modified, except for the JSON results this writes).
 """
 import json
 import os
+import sys
 import time
 import types
 
@@ -17,10 +18,11 @@ from contrastive import checkpoint, parallel
 from contrastive import task as task_lib
 from contrastive.data import from_config as data_lib
 from contrastive.data import pipeline
+from contrastive.errors import UserError
 from contrastive.evaluate import suite
 
 
-class EvaluationError(Exception):
+class EvaluationError(UserError):
     """A mistake in what was asked (no such workdir, step or class): one line for the user."""
 
 
@@ -55,12 +57,25 @@ def _abstract_variables(config, task, tokenizer, mesh, rules) -> dict:
     return {"params": variables.pop("params"), "model_state": variables}
 
 
-def _restore_variables(checkpoints, step: int, target: dict) -> types.SimpleNamespace:
-    """The checkpoint's params and model_state only: a partial restore reads nothing else,
-    whatever else the TrainState holds."""
-    restored = checkpoints.restore_state_items(step, target)
-    return types.SimpleNamespace(params=restored["params"],
-                                 model_state=restored.get("model_state") or {})
+def _restore_variables(checkpoints, steps: list[int], target: dict):
+    """(step, variables) of the newest of `steps` that restores: the checkpoint's params and
+    model_state only (a partial restore reads nothing else, whatever else the TrainState
+    holds). A step that fails to read is said on stderr and the next older one tried, as the
+    trainer does; EvaluationError if none restores."""
+    failures = []
+    for step in sorted(steps, reverse=True):
+        try:
+            restored = checkpoints.restore_state_items(step, target)
+        except Exception as error:  # noqa: BLE001 - any failure to read makes it unusable
+            reason = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+            print(f"warning: the checkpoint at step {step} cannot be restored ({reason})"
+                  + ("; trying an older one" if step != min(steps) else ""), file=sys.stderr)
+            failures.append(f"step {step}: {reason}")
+            continue
+        return step, types.SimpleNamespace(params=restored["params"],
+                                           model_state=restored.get("model_state") or {})
+    raise EvaluationError(f"no checkpoint in {checkpoints.directory} restores into this run's "
+                          f"model ({'; '.join(failures)})")
 
 
 def _every_evaluator(config) -> ml_collections.ConfigDict:
@@ -77,8 +92,7 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, mesh_shape: dict 
     config = _every_evaluator(load_run_config(workdir))
     checkpoints = _checkpoints(workdir)
     steps = checkpoints.steps()
-    step = steps[-1] if step is None else step
-    if step not in steps:
+    if step is not None and step not in steps:
         raise EvaluationError(f"no checkpoint at step {step} in {checkpoints.directory}; "
                               f"available steps: {', '.join(map(str, steps))}")
     try:
@@ -95,7 +109,7 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, mesh_shape: dict 
     except ValueError as error:  # a config that cannot be evaluated, e.g. classes lacking prompts
         raise EvaluationError(str(error)) from None
     target = _abstract_variables(config, task, tokenizer, mesh, rules)
-    state = _restore_variables(checkpoints, step, target)
+    step, state = _restore_variables(checkpoints, steps if step is None else [step], target)
     checkpoints.close()
     return step, evaluate(state)
 

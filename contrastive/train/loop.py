@@ -18,10 +18,12 @@ import tqdm
 from contrastive import checkpoint, parallel
 from contrastive import task as task_lib
 from contrastive.data import from_config as data_lib
+from contrastive.errors import UserError
 from contrastive.evaluate import suite
-from contrastive.train import losses, records
+from contrastive.train import losses, records, validate
 from contrastive.train import state as state_lib
 from contrastive.train import step as step_lib
+from contrastive.train import workdir as workdir_lib
 
 log = logging.getLogger(__name__)
 # The evaluation figures the progress bar shows (every figure goes to eval.jsonl).
@@ -56,24 +58,43 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     Writes config.json, metrics.jsonl, eval.jsonl, summary.json and loss/eval PNG plots into
     workdir (process 0) and checkpoints into workdir/checkpoints (all processes). Returns the summary:
     final step, loss, last evaluation and wall time of this invocation.
+
+    Before anything is written or read the config is checked (`validate`); then the workdir is
+    locked, and a rerun must agree with the saved config (`workdir.check_rerun`). A finished
+    run is left as it is: its summary is printed and returned. Every refusal is a UserError.
     """
     started = time.time()
-    is_writer = jax.process_index() == 0
-    # What can be checked without data is checked before anything is written or read.
-    mesh = parallel.make_mesh(dict(config.mesh))
-    rules = parallel.with_overrides(config.sharding_rules)
-    batch_shards = parallel.batch_shards(mesh)
-    if config.batch_size % (config.num_microbatches * batch_shards):
-        raise ValueError(
-            f"batch_size {config.batch_size} must divide into num_microbatches "
-            f"{config.num_microbatches} x {batch_shards} batch shards of mesh {dict(mesh.shape)}"
-        )
-    losses.bind(config.loss, mesh, config.loss_block_size, config.loss_options)  # checks options
+    mesh = validate.check(config)
     os.makedirs(workdir, exist_ok=True)
-    if is_writer:  # what `python -m contrastive.evaluate` rebuilds the run from
-        records.write_atomically(os.path.join(workdir, "config.json"), config.to_json(indent=1))
+    with workdir_lib.Lock(workdir, jax.process_index()) as lock:
+        if lock.took_over:
+            log.warning("Took over the lock of process %s on %s, which is gone.",
+                        lock.took_over.get("pid"), lock.took_over.get("host"))
+        summary = workdir_lib.read_json(os.path.join(workdir, "summary.json"))
+        if summary and summary.get("step", 0) >= config.total_steps:
+            if jax.process_index() == 0:
+                print(f"{workdir} already finished at step {summary['step']}; nothing to do: "
+                      + ", ".join(f"{k}={v}" for k, v in summary.items()), flush=True)
+            return summary
+        saved = workdir_lib.read_json(os.path.join(workdir, "config.json"))
+        if saved is not None:
+            for change in workdir_lib.check_rerun(saved, json.loads(config.to_json()), workdir):
+                log.warning("Resuming with a changed setting: %s", change)
+        try:
+            data = data_lib.make_train_data(config, parallel.batch_sharding(mesh))
+        except (ValueError, FileNotFoundError) as error:  # the data named cannot be read
+            raise UserError(f"config.data: {error}") from error
+        try:
+            return _train(config, workdir, mesh, data, started)
+        finally:
+            data.iterator.close()
 
-    data = data_lib.make_train_data(config, parallel.batch_sharding(mesh))
+
+def _train(config, workdir: str, mesh, data, started: float) -> dict:
+    """The loop itself, on checked inputs: restore or initialise, then step, log, evaluate
+    and save until config.total_steps."""
+    is_writer = jax.process_index() == 0
+    rules = parallel.with_overrides(config.sharding_rules)
     task, init_fn, shardings, train_step = build_train_step(
         config, mesh, data.example, data.tokenizer.vocab_size if data.tokenizer else None,
         data.num_examples, getattr(data.tokenizer, "pad_id", 0))
@@ -88,6 +109,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         first_step, state, data_state = restored
         data.iterator.set_state(data_state)
         log.info("Resumed from the checkpoint at step %d.", first_step)
+    if is_writer:  # what `python -m contrastive.evaluate` rebuilds the run from
+        records.write_atomically(os.path.join(workdir, "config.json"), config.to_json(indent=1))
 
     evaluate = suite.make_evaluator(config, task, mesh, rules, data.tokenizer)
     metrics_log = records.JsonlWriter(os.path.join(workdir, "metrics.jsonl"), first_step, is_writer)
@@ -106,6 +129,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         skipped.append(data.iterator.last_skipped)
         state, metrics = train_step(state, batch)
         pending.append(metrics)
+        checkpointer.check_for_errors()  # a failed background save stops the run at once
         evaluating = evaluate is not None and _due(step, config.eval_every, config.total_steps)
         saving = _due(step, config.checkpoint_every, config.total_steps)
         if evaluating or saving or _due(step, config.log_every, config.total_steps):
@@ -140,7 +164,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     progress.close()
     checkpointer.wait()
     checkpointer.close()
-    data.iterator.close()
 
     summary = {"step": int(jax.device_get(state.step)), "loss": last_loss, **last_eval,
                "wall_time_s": round(time.time() - started, 2), "resumed_from": first_step}

@@ -13,9 +13,14 @@ def write_atomically(path: str, text: str) -> None:
     """Writes `text` to a temporary file beside `path`, then renames it over `path`: a reader
     (or a crash) sees the old file or the new one, never a half-written one."""
     temporary = f"{path}.tmp{os.getpid()}"
-    with open(temporary, "w") as f:
-        f.write(text)
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w") as f:
+            f.write(text)
+        os.replace(temporary, path)
+    except OSError:
+        if os.path.exists(temporary):  # e.g. the disk is full: the old file stays whole
+            os.remove(temporary)
+        raise
 
 
 def read_jsonl(path: str) -> list[dict]:
@@ -33,9 +38,17 @@ def read_jsonl(path: str) -> list[dict]:
     return records
 
 
+def _ends_whole(path: str) -> bool:
+    """Whether the file's last line is complete (a killed writer leaves half a line)."""
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
 class JsonlWriter:
     """Appends records; on a resumed run it first drops the records of steps after the
     checkpoint (they are about to be recomputed), so the file reads as one uninterrupted run.
+    That rewrite is atomic: a full disk leaves the old file as it was.
 
     Only the writing process (process 0) passes enabled=True; the others write nothing.
     """
@@ -45,9 +58,12 @@ class JsonlWriter:
         self.enabled = enabled
         if not enabled:
             return
-        kept = [r for r in read_jsonl(path) if r.get("step", 0) <= resume_step]
-        with open(path, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in kept)
+        if not (os.path.exists(path) and os.path.getsize(path)):
+            return
+        records = read_jsonl(path)
+        kept = [r for r in records if r.get("step", 0) <= resume_step]
+        if len(kept) < len(records) or not _ends_whole(path):  # rewritten whole, or not at all
+            write_atomically(path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, records: list[dict]) -> None:
         if not self.enabled or not records:

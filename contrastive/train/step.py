@@ -50,7 +50,7 @@ def make_train_step(task, loss, optimizer, schedule, num_microbatches: int = 1):
             task, loss, state.params, state.model_state, batch, rng, rows, num_microbatches)
         new_rows, loss_metrics = loss.update_state(rows, row_grads, outputs)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        params = task.constrain(optax.apply_updates(state.params, updates))
         scale, bias = task.scale_and_bias(state.params)
         metrics = {
             "loss": value,

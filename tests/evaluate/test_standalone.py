@@ -52,7 +52,7 @@ def test_an_older_step_and_another_json_path(trained_run, tmp_path):
 
 def test_a_missing_step_is_one_line_listing_the_available_ones(trained_run):
     result = evaluate_cli(f"--workdir={trained_run}", "--step=3")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: no checkpoint at step 3 ")
     assert result.stderr.strip().endswith("available steps: 2, 4")
     assert "Traceback" not in result.stderr

@@ -91,10 +91,11 @@ def test_kill_9_and_restart_gives_the_uninterrupted_losses(config, reference, tm
     assert diff < 1e-5
 
 
-def test_corrupt_latest_checkpoint_is_skipped_with_a_warning(config, reference, tmp_path,
-                                                             caplog):
+def test_corrupt_latest_checkpoint_is_moved_aside_with_a_warning(config, reference, tmp_path,
+                                                                 caplog):
     workdir = tmp_path / "run"
     shutil.copytree(reference, workdir)
+    (workdir / "summary.json").unlink()  # a run that crashed after its last save
     latest = workdir / "checkpoints" / str(STEPS)
     for path in (latest / "state").rglob("*"):  # damage every array file of the newest step
         if path.is_file():
@@ -102,6 +103,9 @@ def test_corrupt_latest_checkpoint_is_skipped_with_a_warning(config, reference, 
     with caplog.at_level(logging.WARNING):
         summary = loop.train_and_evaluate(config, str(workdir))
     assert f"Checkpoint at step {STEPS}" in caplog.text and "skipping it" in caplog.text
+    aside, = (workdir / "checkpoints.unrestorable").iterdir()  # kept, not deleted
+    assert aside.name.startswith(f"{STEPS}-") and (aside / "state").is_dir()
+    assert f"Moved the unrestorable checkpoint of step {STEPS} to {aside}" in caplog.text
     assert summary["resumed_from"] == STEPS - config.checkpoint_every
     diff = max_rel_diff(losses(workdir), losses(reference))
     print(f"\nresumed past a corrupt checkpoint: max rel diff of {STEPS} losses {diff:.2e}")
