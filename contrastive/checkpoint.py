@@ -8,42 +8,122 @@ lost or damaged afterwards) is moved aside into `<directory>.unrestorable/` with
 the next older one is used. Nothing is ever deleted on a restore error: if no step restores (a
 config that does not fit them), the run is refused and the checkpoints are left as they are.
 """
+import contextlib
+import errno
 import logging
 import os
+import re
+import shutil
 import time
 
 import jax
 from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
-from contrastive.errors import UserError
+from contrastive.errors import UserError, find_os_error
 
 log = logging.getLogger(__name__)
+# tensorstore (under orbax) reports a failed write as text: '... local file "PATH" ...
+# [os_error_code='28']'; `_os_error` turns it back into the OSError it was.
+_OS_ERROR_CODE = re.compile(r"os_error_code='(\d+)'")
+_LOCAL_FILE = re.compile(r'local file "([^"]+)"')
+# A step's size is estimated as the newest saved one's, with this margin for growth.
+SPACE_MARGIN = 1.25
+
+
+def _os_error(error: Exception, directory: str) -> OSError | None:
+    """The OSError (errno, path) behind a failed orbax/tensorstore write, if it was one: found
+    in the chain of causes, or read from tensorstore's text; a path-less one is given the
+    checkpoint directory."""
+    found = find_os_error(error)
+    if found is None:
+        code = _OS_ERROR_CODE.search(str(error))
+        if code is None:
+            return None
+        path = _LOCAL_FILE.search(str(error))
+        number = int(code.group(1))
+        found = OSError(number, os.strerror(number), path.group(1) if path else None)
+    if found.filename is None:
+        found = OSError(found.errno, found.strerror, directory)
+    return found
+
+
+class _DropOrbaxWriteErrors(logging.Filter):
+    """Orbax logs a failed background write (with its traceback) from each of its threads,
+    and its unawaited futures log it again when collected; the Checkpointer raises that
+    failure itself, once, so those records are dropped."""
+
+    LOGGERS = ("absl", "asyncio")
+
+    def filter(self, record):
+        return not (record.levelno >= logging.ERROR and (
+            "orbax" in record.pathname or "exception was never retrieved" in str(record.msg)))
+
+    def attach(self):
+        for name in self.LOGGERS:
+            logging.getLogger(name).addFilter(self)
+
+    def detach(self):
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeFilter(self)
+
+
+def _tree_bytes(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(root, name))
+               for root, _, names in os.walk(path) for name in names)
 
 
 class Checkpointer:
-    """save and restore (the newest step that restores); keeps the last `keep` steps."""
+    """save and restore (the newest step that restores); keeps the last `keep` steps.
+
+    A write that fails (disk full, read-only, permission denied) is raised as its OSError
+    naming the path: before a save whose estimated size exceeds the free space, or at the
+    first `check_for_errors` after a background write failed."""
 
     def __init__(self, directory: str, keep: int = 3, async_save: bool = True):
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, enable_async_checkpointing=async_save, create=True
         )
         self.directory = os.path.abspath(directory)
-        self._manager = ocp.CheckpointManager(
-            self.directory, options=options, item_names=("state", "data")
-        )
+        self._quiet = _DropOrbaxWriteErrors()
+        self._quiet.attach()
+        with self._writes():
+            self._manager = ocp.CheckpointManager(
+                self.directory, options=options, item_names=("state", "data")
+            )
+
+    @contextlib.contextmanager
+    def _writes(self):
+        """Re-raises a failed write as the OSError behind it, naming a path (the original
+        as its cause)."""
+        try:
+            yield
+        except Exception as error:  # noqa: BLE001 - only translated, never swallowed
+            translated = _os_error(error, self.directory)
+            if translated is None or translated is error:
+                raise
+            raise translated from error
 
     def save(self, step: int, state, data_state: dict) -> bool:
         """Starts writing `step` (in the background when async); False if it already exists."""
-        if step in self._manager.all_steps():
-            return False
-        return self._manager.save(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)
-            ),
-            force=True,
-        )
+        with self._writes():
+            steps = self._manager.all_steps()
+            if step in steps:
+                return False
+            if steps:  # refuse before writing, rather than fail half-way through
+                needed = SPACE_MARGIN * _tree_bytes(os.path.join(self.directory, str(max(steps))))
+                free = shutil.disk_usage(self.directory).free
+                if free < needed:
+                    raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (the checkpoint of "
+                                  f"step {step} needs ~{needed / 2**20:.1f} MiB, "
+                                  f"{free / 2**20:.1f} MiB free)", self.directory)
+            return self._manager.save(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)
+                ),
+                force=True,
+            )
 
     def restore(self, abstract_state):
         """(step, state, data_state) of the newest step that restores, or None if there is no
@@ -103,14 +183,33 @@ class Checkpointer:
     def check_for_errors(self) -> None:
         """Raises the error of a background write that failed (e.g. the disk is full), at
         once rather than at the next save."""
-        self._manager.check_for_errors()
+        with self._writes():
+            self._manager.check_for_errors()
 
     def wait(self) -> None:
         """Blocks until background writes are complete."""
-        self._manager.wait_until_finished()
+        with self._writes():
+            self._manager.wait_until_finished()
 
     def close(self) -> None:
-        self._manager.close()
+        """Waits for background writes and releases the manager."""
+        with self._writes():
+            self._manager.close()
+        self._quiet.detach()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        """Waits for the writes still running and closes; after an error, quietly (the
+        error in flight is the one to report)."""
+        if kind is None:
+            self.wait()
+            self.close()
+        else:  # the filter of orbax's echoes stays: they come until the process ends
+            with contextlib.suppress(Exception):
+                self._manager.close()
+        return False
 
 
 class ReadOnlyCheckpoints:

@@ -17,13 +17,14 @@ class UserError(Exception):
 def find_os_error(error: BaseException) -> OSError | None:
     """The OSError behind `error` (itself, or a cause or context it was raised from), if any:
     libraries such as orbax re-raise a failed write from a background thread as their own."""
-    seen = set()
+    found, seen = [], set()
     while error is not None and id(error) not in seen:
         if isinstance(error, OSError) and error.errno is not None:
-            return error
+            found.append(error)
         seen.add(id(error))
         error = error.__cause__ or error.__context__
-    return None
+    named = [e for e in found if e.filename is not None]  # the one that names a path
+    return (named or found or [None])[0]
 
 
 def describe_os_error(error: OSError) -> str:
@@ -33,9 +34,24 @@ def describe_os_error(error: OSError) -> str:
     return f"{error.strerror} (errno {error.errno}, {name})" + (f": {paths}" if paths else "")
 
 
+def _drop_closed_loop_echoes(default_hook):
+    """An unraisable-exception hook that drops "Event loop is closed": after a failed write,
+    tensorstore's pending callbacks find orbax's event loop closed and raise this once each,
+    from C++ threads (dozens of tracebacks that say nothing the one line does not)."""
+
+    def hook(unraisable):
+        if not (isinstance(unraisable.exc_value, RuntimeError)
+                and str(unraisable.exc_value) == "Event loop is closed"):
+            default_hook(unraisable)
+
+    return hook
+
+
 def report(body, debug: bool = False) -> None:
     """Runs body(); a UserError exits with status 2, an OSError (anywhere in the chain of
     causes) with status 1, each as one line on stderr."""
+    if not debug:
+        sys.unraisablehook = _drop_closed_loop_echoes(sys.unraisablehook)
     try:
         body()
     except UserError as error:

@@ -85,12 +85,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         except (ValueError, FileNotFoundError) as error:  # the data named cannot be read
             raise UserError(f"config.data: {error}") from error
         try:
-            return _train(config, workdir, mesh, data, started)
+            with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                         config.keep_checkpoints,
+                                         config.async_checkpoints) as checkpointer:
+                return _train(config, workdir, mesh, data, checkpointer, started)
         finally:
             data.iterator.close()
 
 
-def _train(config, workdir: str, mesh, data, started: float) -> dict:
+def _train(config, workdir: str, mesh, data, checkpointer, started: float) -> dict:
     """The loop itself, on checked inputs: restore or initialise, then step, log, evaluate
     and save until config.total_steps."""
     is_writer = jax.process_index() == 0
@@ -99,9 +102,6 @@ def _train(config, workdir: str, mesh, data, started: float) -> dict:
         config, mesh, data.example, data.tokenizer.vocab_size if data.tokenizer else None,
         data.num_examples, getattr(data.tokenizer, "pad_id", 0))
 
-    checkpointer = checkpoint.Checkpointer(
-        os.path.join(workdir, "checkpoints"), config.keep_checkpoints, config.async_checkpoints
-    )
     restored = checkpointer.restore(state_lib.abstract_state(init_fn, shardings))
     if restored is None:
         first_step, state = 0, state_lib.init_state(init_fn, shardings, config.seed, mesh, rules)
@@ -162,8 +162,7 @@ def _train(config, workdir: str, mesh, data, started: float) -> dict:
         if evaluating or saving:
             interval_start = time.time()  # throughput counts training only
     progress.close()
-    checkpointer.wait()
-    checkpointer.close()
+    checkpointer.wait()  # every checkpoint complete before the summary says the run is done
 
     summary = {"step": int(jax.device_get(state.step)), "loss": last_loss, **last_eval,
                "wall_time_s": round(time.time() - started, 2), "resumed_from": first_step}

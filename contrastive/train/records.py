@@ -17,10 +17,12 @@ def write_atomically(path: str, text: str) -> None:
         with open(temporary, "w") as f:
             f.write(text)
         os.replace(temporary, path)
-    except OSError:
+    except OSError as error:
         if os.path.exists(temporary):  # e.g. the disk is full: the old file stays whole
             os.remove(temporary)
-        raise
+        if error.filename is not None:
+            raise
+        raise OSError(error.errno, error.strerror, path) from error
 
 
 def read_jsonl(path: str) -> list[dict]:
@@ -68,9 +70,14 @@ class JsonlWriter:
     def write(self, records: list[dict]) -> None:
         if not self.enabled or not records:
             return
-        with open(self.path, "a") as f:
-            f.writelines(json.dumps(r) + "\n" for r in records)
-            f.flush()
+        try:
+            with open(self.path, "a") as f:
+                f.writelines(json.dumps(r) + "\n" for r in records)
+                f.flush()
+        except OSError as error:  # a failed write() names no file: say which
+            if error.filename is not None:
+                raise
+            raise OSError(error.errno, error.strerror, self.path) from error
 
 
 def plot_curves(records: list[dict], keys: list[str], path: str, title: str,
