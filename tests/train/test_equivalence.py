@@ -16,7 +16,7 @@ import pytest
 
 from contrastive.train import loop
 from tests.train.helpers import (ROOT, device_env, free_port, losses, main_command,
-                                 max_rel_diff, run_main, tiny_config)
+                                 max_rel_diff, run_main, tensorboard_scalars, tiny_config)
 
 MESH = {"data": 2, "fsdp": 2, "model": 2}
 STEPS = 24
@@ -89,6 +89,8 @@ def test_kill_9_and_restart_gives_the_uninterrupted_losses(config, reference, tm
     print(f"\nkilled after {written_before_kill} steps and resumed: max rel diff of {STEPS} "
           f"losses {diff:.2e}")
     assert diff < 1e-5
+    # TensorBoard: every step once, though the killed run had logged some past its checkpoint.
+    assert [s for s, _ in tensorboard_scalars(tmp_path, "train/loss")] == list(range(1, STEPS + 1))
 
 
 def test_corrupt_latest_checkpoint_is_skipped_with_a_warning(config, reference, tmp_path,
@@ -107,3 +109,7 @@ def test_corrupt_latest_checkpoint_is_skipped_with_a_warning(config, reference, 
     print(f"\nresumed past a corrupt checkpoint: max rel diff of {STEPS} losses {diff:.2e}")
     assert diff < 1e-5
     assert (workdir / "checkpoints" / str(STEPS) / "state").is_dir()  # written again
+    # TensorBoard: the redone steps replace the first run's, each step once.
+    assert tensorboard_scalars(workdir, "train/loss") == [
+        (i + 1, pytest.approx(v, rel=1e-6)) for i, v in enumerate(losses(workdir))]
+    assert [s for s, _ in tensorboard_scalars(workdir, "eval/zero_shot_top1")] == [STEPS]

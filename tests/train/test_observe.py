@@ -71,6 +71,24 @@ def test_a_resumed_writer_replaces_the_steps_after_its_checkpoint(tmp_path, digi
     assert events.truncate_after(str(tmp_path / "tensorboard"), 4) == 2
 
 
+def test_the_meter_splits_an_interval_and_divides_by_the_peak(digits_data_dir, monkeypatch):
+    monkeypatch.setattr(observe, "peak_flops", lambda kind: 1e6)  # a made-up peak for the CPU
+    mesh = parallel.make_mesh({"data": -1})
+    rows = NamedSharding(mesh, PartitionSpec(("data", "fsdp", "model")))
+    matmul = jax.jit(lambda a, b: a @ b, in_shardings=(rows, NamedSharding(mesh, PartitionSpec())))
+    meter = observe.Meter(tiny_config(digits_data_dir), mesh,
+                          matmul.lower(jnp.ones((256, 64)), jnp.ones((64, 48))).compile())
+    timing = meter.timing([0.01, 0.03], 0.5)  # two steps of 32 in 0.5 s, 0.04 s of it waiting
+    per_device = 2 * 256 * 64 * 48 / 8
+    assert timing == pytest.approx({
+        "examples_per_sec": 128.0, "examples_per_sec_per_device": 16.0, "step_time_s": 0.25,
+        "device_time_s": 0.23, "data_wait_share": 0.08,
+        "tflops_per_device": per_device / 0.25 / 1e12, "mfu": per_device / 0.25 / 1e6},
+        rel=0.05)
+    assert observe.Meter.postfix(timing) == {"ex_per_s": "128", "wait": "8%", "mfu": "78.6%"}
+
+
+@pytest.mark.slow  # a 3-step run (~25-50 s here); test_smoke and test_equivalence cover its parts
 def test_a_run_logs_timing_mfu_tensorboard_and_a_profile(tmp_path, digits_data_dir, monkeypatch):
     peak = 2e9  # a made-up peak for the CPU (the real table has none), to check the arithmetic
     monkeypatch.setattr(observe, "peak_flops", lambda kind: peak)
