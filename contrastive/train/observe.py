@@ -18,15 +18,13 @@ import jax
 log = logging.getLogger(__name__)
 
 # Peak dense bf16 FLOP/s of one JAX device (a chip; v4 and v5p as one megacore device).
-# TPUs by their exact device_kind, from Google Cloud's TPU pages (cloud.google.com/tpu/docs/X):
+# TPUs by their exact device_kind (as libtpu names them; experiments/pod_compile.py reads this
+# table too), from Google Cloud's TPU pages (cloud.google.com/tpu/docs/v4, v5e, v5p, v6e):
 TPU_PEAK_FLOPS = {
     "TPU v4": 275e12,  # v4: 275 TFLOPs bf16 per chip
     "TPU v5 lite": 197e12,  # v5e: 197 TFLOPs bf16 per chip
-    "TPU v5e": 197e12,
     "TPU v5": 459e12,  # v5p: 459 TFLOPs bf16 per chip
-    "TPU v5p": 459e12,
     "TPU v6 lite": 918e12,  # v6e (Trillium): 918 TFLOPs bf16 per chip
-    "TPU v6e": 918e12,
 }
 # GPUs by the first name their device_kind contains ("NVIDIA H100 80GB HBM3"). NVIDIA's data
 # sheets quote bf16 Tensor Core FLOPS "with sparsity"; the dense peak is half of it.
