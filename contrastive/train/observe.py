@@ -5,12 +5,14 @@ trace of chosen steps.
 MFU (PaLM, Chowdhery et al. 2022, appendix B) = FLOPs of one step / (step time x peak FLOP/s).
 The FLOPs are XLA's cost analysis of the compiled train step the loop runs, per device (the
 program each device executes): forward, backward and optimiser update, plus any forward that
-model.remat recomputes (with remat on the figure is hardware-FLOPs utilisation). XLA counts a
-while loop's body once, so with scanned towers or contrastive gradient accumulation (both lax
-loops) the count would be low and MFU is reported unknown; the loss engine's tile loops are
-counted once too, a few N x N x d matmuls, small beside the towers.
+model.remat recomputes (with remat on the figure is hardware-FLOPs utilisation); the peak is the
+dense bf16 one whatever the compute dtype. XLA counts a while loop's body once, so with scanned
+towers or contrastive gradient accumulation (both lax loops) the count would be low and MFU is
+reported unknown; the loss engine's tile loops are counted once too, a few N x N x d matmuls,
+small beside the towers.
 """
 import logging
+import os
 import time
 
 import jax
@@ -123,11 +125,13 @@ def parse_profile_steps(spec: str) -> tuple[int, int] | None:
 class Profiler:
     """A jax.profiler trace of the steps `profile_steps` names, into logdir/plugins/profile/:
     an .xplane.pb for TensorBoard's profile tab (pip install tensorboard-plugin-profile) and a
-    .trace.json.gz for ui.perfetto.dev. Every process traces its own host."""
+    .trace.json.gz for ui.perfetto.dev. Every process traces its own host, process i > 0 into
+    logdir/process_i (files are named by host, and processes may share one)."""
 
     def __init__(self, profile_steps: str, logdir: str):
         self.steps = parse_profile_steps(profile_steps)
-        self.logdir = logdir
+        index = jax.process_index()
+        self.logdir = os.path.join(logdir, f"process_{index}") if index else logdir
         self.active = False
 
     def before(self, step: int) -> None:

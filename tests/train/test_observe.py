@@ -49,6 +49,13 @@ def test_a_bad_profile_range_is_a_clear_error(spec):
     assert observe.parse_profile_steps("20:25") == (20, 25)
 
 
+def test_a_bad_profile_range_stops_the_run_before_anything_is_written(tmp_path, digits_data_dir):
+    with pytest.raises(ValueError, match="config.profile_steps must be 'START:END'"):
+        loop.train_and_evaluate(tiny_config(digits_data_dir, profile_steps="25"),
+                                str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_resumed_writer_replaces_the_steps_after_its_checkpoint(tmp_path, digits_data_dir):
     config = tiny_config(digits_data_dir)
     first = events.EventWriter(str(tmp_path), 0, config)
