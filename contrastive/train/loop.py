@@ -53,8 +53,9 @@ def build_train_step(config, mesh, example: dict, vocab_size: int | None, num_ex
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Trains for config.total_steps, evaluating and checkpointing periodically and at the end.
 
-    Writes config.json, metrics.jsonl, eval.jsonl, summary.json and loss/eval PNG plots into
-    workdir (process 0) and checkpoints into workdir/checkpoints (all processes). Returns the summary:
+    Writes config.json, metrics.jsonl, eval.jsonl, summary.json, TensorBoard event files
+    (tensorboard/) and loss/eval PNG plots into workdir (process 0) and checkpoints into
+    workdir/checkpoints (all processes); config.profile_steps adds a profiler trace. Returns the summary:
     final step, loss, last evaluation and wall time of this invocation.
     """
     started = time.time()
