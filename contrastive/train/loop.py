@@ -55,8 +55,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     Writes config.json, metrics.jsonl, eval.jsonl, summary.json, TensorBoard event files
     (tensorboard/) and loss/eval PNG plots into workdir (process 0) and checkpoints into
-    workdir/checkpoints (all processes); config.profile_steps adds a profiler trace. Returns the summary:
-    final step, loss, last evaluation and wall time of this invocation.
+    workdir/checkpoints (all processes); config.profile_steps adds a profiler trace. Returns
+    the summary: final step, loss, last evaluation and wall time of this invocation.
     """
     started = time.time()
     is_writer = jax.process_index() == 0
