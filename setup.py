@@ -19,6 +19,7 @@ setuptools.setup(
         "chex",
         "numpy",
         "tqdm",
+        "tensorboardX",  # TensorBoard event files without TensorFlow (contrastive/train/events.py)
         "matplotlib",
         "grain",
         "array_record",
@@ -35,6 +36,7 @@ setuptools.setup(
             "pytest",
             "pytest-xdist",
             "scipy",
+            "tensorboard",  # reads the event files back in the tests; `tensorboard --logdir`
             "nbclient",  # tests execute notebooks/ (with nbformat and a python3 kernel)
             "nbformat",
             "ipykernel",

@@ -43,6 +43,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.async_checkpoints = True  # write checkpoints in the background while training goes on
     c.plots = True  # PNG plots of the loss and evaluation curves at the end
     c.progress_bar = True  # tqdm bar on process 0
+    # "START:END": a jax.profiler trace of steps START..END-1 into workdir/tensorboard ("": off)
+    c.profile_steps = ""
     # Mesh axis sizes ("data", "fsdp", "model"); one may be -1 (all remaining devices).
     c.mesh = {"data": -1}
     # Overrides of the logical-axis rules, e.g. {"embed": None} (see contrastive.parallel.rules).

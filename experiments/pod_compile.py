@@ -26,13 +26,9 @@ from pathlib import Path
 
 import benchlib
 
-# HBM per chip (GiB) and peak dense bf16 FLOP/s per chip, from Google Cloud's TPU pages.
-CHIPS = {
-    "v4": (32, 275e12),
-    "v5e": (16, 197e12),
-    "v5p": (95, 459e12),
-    "v6e": (32, 918e12),
-}
+# HBM per chip (GiB), from Google Cloud's TPU pages; the peak FLOP/s per chip come from the
+# trainer's table (contrastive.train.observe.TPU_PEAK_FLOPS, by the topology's device kind).
+HBM_GIB = {"v4": 32, "v5e": 16, "v5p": 95, "v6e": 32}
 
 
 def load_config(spec: str, overrides: list[str]):
@@ -252,7 +248,13 @@ def main(argv=None):
     mesh_axes = json.loads(args.mesh) if args.mesh else dict(config.mesh)
     devices = topology_devices(args.topology)
     mesh = parallel.make_mesh(mesh_axes, devices)
-    hbm_gib, peak_flops = CHIPS[args.topology.split(":")[0]]
+    from contrastive.train import observe
+
+    hbm_gib = HBM_GIB[args.topology.split(":")[0]]
+    peak_flops = observe.peak_flops(devices[0].device_kind)
+    if peak_flops is None:
+        raise ValueError(f"no peak FLOP/s for device kind {devices[0].device_kind!r} in "
+                         "contrastive.train.observe.TPU_PEAK_FLOPS")
     hbm = hbm_gib * 2**30
     batch = config.batch_size
     row = measure(config, mesh, args.loss_only)

@@ -1,5 +1,6 @@
 """notebooks/quickstart.ipynb runs top to bottom (its fast mode, on CPU) and draws its plots."""
 import os
+import re
 from pathlib import Path
 
 import nbclient
@@ -29,5 +30,14 @@ def test_quickstart_notebook_executes(tmp_path, monkeypatch):
     assert len(figures) == 3  # curves, confusion matrix, similarity matrix
     text = "".join(o.get("text", "") for o in outputs)
     assert "zero-shot top-1 on all 454 held-out digits" in text
+    # The timing of the run, and MFU "unknown" on a CPU (no peak to divide by).
+    assert "of it waiting for data" in text and "MFU unknown" in text
+    # One variable names the repository: the Colab link and the clone URL are built from it.
+    sources = "".join(c.source for c in notebook.cells)
+    (repository,) = re.findall(r'^REPOSITORY = "([^"]+)"', sources, re.M)
+    assert sources.count(repository) == 1
+    links = "".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
+    assert f"https://colab.research.google.com/github/{repository}/blob/main/notebooks/" \
+        "quickstart.ipynb" in links
     assert (tmp_path / "workdir" / "summary.json").exists()
     assert os.path.isdir(tmp_path / "workdir" / "checkpoints")

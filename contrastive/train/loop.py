@@ -20,7 +20,7 @@ from contrastive import task as task_lib
 from contrastive.data import from_config as data_lib
 from contrastive.errors import UserError
 from contrastive.evaluate import suite
-from contrastive.train import losses, records, validate
+from contrastive.train import events, losses, observe, records, validate
 from contrastive.train import state as state_lib
 from contrastive.train import step as step_lib
 from contrastive.train import workdir as workdir_lib
@@ -55,9 +55,10 @@ def build_train_step(config, mesh, example: dict, vocab_size: int | None, num_ex
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Trains for config.total_steps, evaluating and checkpointing periodically and at the end.
 
-    Writes config.json, metrics.jsonl, eval.jsonl, summary.json and loss/eval PNG plots into
-    workdir (process 0) and checkpoints into workdir/checkpoints (all processes). Returns the summary:
-    final step, loss, last evaluation and wall time of this invocation.
+    Writes config.json, metrics.jsonl, eval.jsonl, summary.json, TensorBoard event files
+    (tensorboard/) and loss/eval PNG plots into workdir (process 0) and checkpoints into
+    workdir/checkpoints (all processes); config.profile_steps adds a profiler trace. Returns
+    the summary: final step, loss, last evaluation and wall time of this invocation.
 
     Before anything is written or read the config is checked (`validate`); then the workdir is
     locked, and a rerun must agree with the saved config (`workdir.check_rerun`). A finished
@@ -98,6 +99,7 @@ def _train(config, workdir: str, mesh, data, checkpointer, started: float) -> di
     and save until config.total_steps."""
     is_writer = jax.process_index() == 0
     rules = parallel.with_overrides(config.sharding_rules)
+    profiler = observe.Profiler(config.profile_steps, os.path.join(workdir, "tensorboard"))
     task, init_fn, shardings, train_step = build_train_step(
         config, mesh, data.example, data.tokenizer.vocab_size if data.tokenizer else None,
         data.num_examples, getattr(data.tokenizer, "pad_id", 0))
@@ -115,6 +117,7 @@ def _train(config, workdir: str, mesh, data, checkpointer, started: float) -> di
     evaluate = suite.make_evaluator(config, task, mesh, rules, data.tokenizer)
     metrics_log = records.JsonlWriter(os.path.join(workdir, "metrics.jsonl"), first_step, is_writer)
     eval_log = records.JsonlWriter(os.path.join(workdir, "eval.jsonl"), first_step, is_writer)
+    board = events.EventWriter(workdir, first_step, config, is_writer)
     progress = tqdm.tqdm(
         total=config.total_steps, initial=first_step, desc="train", dynamic_ncols=True,
         disable=not (is_writer and config.progress_bar),
@@ -127,41 +130,47 @@ def _train(config, workdir: str, mesh, data, checkpointer, started: float) -> di
         batch = next(data.iterator)
         data_waits.append(time.time() - wait_start)
         skipped.append(data.iterator.last_skipped)
+        profiler.before(step)
         state, metrics = train_step(state, batch)
+        interval_start += profiler.after(step, state, last=step == config.total_steps)
+        if step == first_step + 1:  # compiled by now: the same executable, from jit's cache
+            meter = observe.Meter(config, mesh, train_step.lower(state, batch).compile())
         pending.append(metrics)
         checkpointer.check_for_errors()  # a failed background save stops the run at once
         evaluating = evaluate is not None and _due(step, config.eval_every, config.total_steps)
         saving = _due(step, config.checkpoint_every, config.total_steps)
         if evaluating or saving or _due(step, config.log_every, config.total_steps):
             values = jax.device_get(pending)  # waits for these steps to finish
-            interval = time.time() - interval_start
-            rate = len(values) * config.batch_size / interval
+            timing = meter.timing(data_waits, time.time() - interval_start)
             wall = round(time.time() - started, 3)
             # bad records skipped on every process (one small all-gather per log interval)
             skipped = np.sum(multihost_utils.process_allgather(np.array(skipped)), axis=0) \
                 if jax.process_count() > 1 else skipped
             lines = [
                 {"step": step - len(values) + 1 + i, **{k: float(v) for k, v in m.items()},
-                 "examples_per_sec": rate, "wall_time_s": wall,
-                 "data_wait_s": round(data_waits[i], 6), "step_time_s": interval / len(values),
+                 **timing, "wall_time_s": wall, "data_wait_s": round(data_waits[i], 6),
                  "data_skipped": int(skipped[i]), **data.source_stats}
                 for i, m in enumerate(values)
             ]
             metrics_log.write(lines)
+            board.train(lines)
             last_loss = lines[-1]["loss"]
             progress.update(len(values))
             headline = {k: f"{v:.3f}" for k, v in last_eval.items() if k in HEADLINE_METRICS}
-            progress.set_postfix(loss=f"{last_loss:.4f}", ex_per_s=f"{rate:.0f}", **headline)
+            progress.set_postfix(loss=f"{last_loss:.4f}", **meter.postfix(timing), **headline)
             pending, data_waits, skipped, interval_start = [], [], [], time.time()
         if evaluating:
             last_eval = evaluate(state)
             eval_log.write([{"step": step, **last_eval, "wall_time_s": time.time() - started}])
+            board.evaluation(step, last_eval)
             progress.write(f"step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in last_eval.items()))
         if saving:
+            board.flush()  # every step up to the checkpoint is on disk before it
             checkpointer.save(step, state, data.iterator.get_state())
         if evaluating or saving:
             interval_start = time.time()  # throughput counts training only
     progress.close()
+    board.close()
     checkpointer.wait()  # every checkpoint complete before the summary says the run is done
 
     summary = {"step": int(jax.device_get(state.step)), "loss": last_loss, **last_eval,

@@ -10,7 +10,7 @@ from contrastive.errors import UserError
 from contrastive.evaluate import standalone
 from contrastive.train import loop
 from tests.reliability.conftest import STEPS
-from tests.train.helpers import losses, max_rel_diff
+from tests.train.helpers import losses, max_rel_diff, tensorboard_scalars
 
 
 def snapshot(workdir: Path) -> dict:
@@ -90,6 +90,10 @@ def test_a_corrupt_latest_checkpoint_is_moved_aside_and_the_run_resumes(
     assert aside.name.startswith(f"{STEPS}-") and (aside / "state").is_dir()
     assert f"Moved the unrestorable checkpoint of step {STEPS} to {aside}" in caplog.text
     assert max_rel_diff(losses(copy_of_finished), losses(finished_run)) < 1e-5
+    # TensorBoard: the redone steps replace the first run's, each step once.
+    assert tensorboard_scalars(copy_of_finished, "train/loss") == [
+        (i + 1, pytest.approx(v, rel=1e-6)) for i, v in enumerate(losses(copy_of_finished))]
+    assert [s for s, _ in tensorboard_scalars(copy_of_finished, "eval/zero_shot_top1")] == [STEPS]
 
 
 def test_the_evaluator_falls_back_past_a_corrupt_checkpoint(copy_of_finished, capsys):

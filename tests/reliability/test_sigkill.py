@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.conftest import STEPS
-from tests.train.helpers import ROOT, device_env, losses, main_command, max_rel_diff
+from tests.train.helpers import (ROOT, device_env, losses, main_command, max_rel_diff,
+                                 tensorboard_scalars)
 
 
 def _lines(path: Path) -> int:
@@ -61,3 +62,5 @@ def test_killed_at_a_moment_and_rerun_gives_the_uninterrupted_run(run_config, fi
     assert [e["step"] for e in evaluations] == [STEPS]
     assert json.loads((workdir / "summary.json").read_text())["step"] == STEPS
     assert (workdir / "checkpoints" / str(STEPS)).is_dir()
+    # TensorBoard: every step once, though the killed run may have logged past its checkpoint.
+    assert [s for s, _ in tensorboard_scalars(workdir, "train/loss")] == list(range(1, STEPS + 1))

@@ -95,3 +95,25 @@ def max_rel_diff(a, b) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     assert a.shape == b.shape, (a.shape, b.shape)
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12)))
+
+
+def _tensorboard(workdir):
+    # TensorBoard's own reader (no TensorFlow needed); purge off, so a duplicate would show.
+    from tensorboard.backend.event_processing import event_accumulator
+
+    reader = event_accumulator.EventAccumulator(
+        str(Path(workdir, "tensorboard")), purge_orphaned_data=False,
+        size_guidance={event_accumulator.SCALARS: 0, event_accumulator.TENSORS: 0})
+    reader.Reload()
+    return reader
+
+
+def tensorboard_scalars(workdir, tag) -> list[tuple[int, float]]:
+    """(step, value) of every event of a scalar tag in workdir/tensorboard, in file order."""
+    return [(e.step, e.value) for e in _tensorboard(workdir).Scalars(tag)]
+
+
+def tensorboard_text(workdir, tag) -> list[tuple[int, str]]:
+    """(step, text) of every event of a text tag in workdir/tensorboard."""
+    return [(e.step, e.tensor_proto.string_val[0].decode())
+            for e in _tensorboard(workdir).Tensors(f"{tag}/text_summary")]

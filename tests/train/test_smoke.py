@@ -7,9 +7,11 @@ import pytest
 
 from configs import digits_siglip, digits_simclr
 from contrastive.train import loop
-from tests.train.helpers import tiny_config
+from tests.train.helpers import tensorboard_scalars, tensorboard_text, tiny_config
 
-REQUIRED_METRICS = {"step", "loss", "temperature", "learning_rate", "examples_per_sec"}
+REQUIRED_METRICS = {"step", "loss", "temperature", "learning_rate", "examples_per_sec",
+                    "examples_per_sec_per_device", "step_time_s", "data_wait_s",
+                    "device_time_s", "data_wait_share", "tflops_per_device", "mfu"}
 
 
 def test_one_step_of_digits_clip_writes_every_output(tmp_path, digits_data_dir):
@@ -31,6 +33,15 @@ def test_one_step_of_digits_clip_writes_every_output(tmp_path, digits_data_dir):
     assert (tmp_path / "loss.png").stat().st_size > 1000
     assert (tmp_path / "eval.png").stat().st_size > 1000
     assert (tmp_path / "checkpoints" / "1").is_dir()
+    # Timing of the finished step; the CPU has no peak FLOP/s in the table: MFU unknown.
+    assert 0.0 <= record["data_wait_share"] <= 1.0 and record["tflops_per_device"] > 0
+    assert record["device_time_s"] + record["data_wait_s"] == pytest.approx(
+        record["step_time_s"], abs=2e-6)
+    assert record["mfu"] is None
+    # TensorBoard (read back by its own reader): the step, the evaluation, the config.
+    assert tensorboard_scalars(tmp_path, "train/loss") == [(1, pytest.approx(record["loss"]))]
+    assert tensorboard_scalars(tmp_path, f"eval/{key}") == [(1, pytest.approx(evaluation[key]))]
+    assert json.loads(tensorboard_text(tmp_path, "config")[0][1])["total_steps"] == 1
 
 
 @pytest.mark.parametrize("module", [digits_siglip, digits_simclr], ids=["siglip", "simclr"])
@@ -40,6 +51,7 @@ def test_other_digits_configs_train_two_steps(tmp_path, digits_data_dir, module)
     config.progress_bar = False
     config.plots = False
     config.data.data_dir = digits_data_dir
+    config.profile_steps = "2:3"
     summary = loop.train_and_evaluate(config, str(tmp_path))
     lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [l["step"] for l in lines] == [1, 2]
@@ -49,3 +61,6 @@ def test_other_digits_configs_train_two_steps(tmp_path, digits_data_dir, module)
     metric = "zero_shot_top1" if config.model.kind == "image_text" else "knn_top1"
     assert 0.0 <= summary[metric] <= 1.0
     assert Path(tmp_path, "checkpoints", "2").is_dir()
+    # profile_steps: a jax.profiler trace of step 2, for TensorBoard's profile tab and Perfetto
+    (trace,) = Path(tmp_path, "tensorboard", "plugins", "profile").glob("*/*.xplane.pb")
+    assert trace.stat().st_size > 0 and list(trace.parent.glob("*trace.json.gz"))
