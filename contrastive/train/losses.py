@@ -122,6 +122,7 @@ LOSSES = {
     "cwcl": Loss(_cwcl),
     "clip_geometry": Loss(losses.clip_geometry_loss),
     "auc": Loss(losses.auc_loss),
+    "z_loss": Loss(losses.z_loss),
     "isogclr": Loss(_isogclr, scalars=(),
                     state=PerExample(isogclr.initial_state, isogclr.update_state)),
 }
