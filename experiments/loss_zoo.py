@@ -244,8 +244,11 @@ def main():
         return
     n, d = (1024, 64) if args.fast else (16384, 128)
     rows = train_all(runs, args.out, steps, args.fast)
-    costs = measure_costs(n, d, args.repeats or (2 if args.fast else 3), runs)
+    costs = measure_costs(n, d, args.repeats or (2 if args.fast else 3),
+                          [r for r in runs if (r[0], r[1]) not in EXTRA_FLAGS])
     for r in rows:
+        if (r["setting"], r["name"]) in EXTRA_FLAGS:
+            continue  # the cost worker runs two views of the plain loss: not this row's cost
         cost = costs.get(json.dumps([r["loss"], r["options"]]), {})
         r.update({k: cost.get(k) for k in ("time_s", "extra_peak_bytes", "temp_bytes", "error")
                   if cost.get(k) is not None})
