@@ -152,6 +152,10 @@ def to_markdown(rows, meta) -> str:
              f"{meta['batch']}, same model/optimiser/seed per setting) and loss cost at "
              f"N = {meta['n']:,}, d = {meta['d']} (fwd+bwd, float32, {meta['device']}). "
              f"Command: `{meta['command']}`.", ""]
+    for added in meta.get("rows_added", []):
+        lines += [f"Added later (`{added}`), the same budget and seed; timed on the machine of "
+                  "that day, so compare their fwd+bwd times with each other, not with the rows "
+                  "above.", ""]
     for setting, metric in (("pairs", "zero_shot_top1"), ("views", "knn_top1")):
         lines += [f"**{setting}** ({SETTINGS[setting][0]})", "",
                   f"| loss | options | {metric} | linear probe top-1 | final loss | "
@@ -198,9 +202,9 @@ def merge_rows(path: Path, new_rows: list, meta: dict):
     order = [(setting, row) for setting, (_, runs) in SETTINGS.items() for row, *_ in runs]
     rows = [by_key[k] for k in order if k in by_key]
     rows += [r for k, r in by_key.items() if k not in order]
-    added = ", ".join(f"{r['setting']}/{r['name']}" for r in new_rows)
+    added = ",".join(f"{r['setting']}/{r['name']}" for r in new_rows)
     meta = {**saved["meta"], "rows_added": saved["meta"].get("rows_added", []) + [
-        f"{added}: python experiments/loss_zoo.py --only \"{added.replace(', ', ',')}\""]}
+        f'python experiments/loss_zoo.py --only "{added}"']}
     return rows, meta
 
 
