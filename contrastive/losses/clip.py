@@ -33,7 +33,7 @@ def clip_loss(
     `CrossEntropyLoss(label_smoothing=eps)` and the "Improved baselines for vision-language
     pre-training" recipe (Fini et al. 2023): the row term becomes
     log sum_j exp S_ij - (1 - eps) S_ii - eps/N sum_j S_ij, and sum_j S_ij = scale <x_i, sum_j y_j>
-    needs only the column sum of y (O(N d), no extra pass over S; see `smoothed_positives`).
+    needs only the column sum of y (O(N d), no extra pass over S; see `score_sums`).
     Computed blockwise (see `engine`): memory O(N d + block_size^2), never O(N^2).
 
     Args:
