@@ -32,6 +32,8 @@ def test_three_views_are_drawn_after_the_two_of_two_views():
 def _task_and_batch(num_views, n=6):
     config = digits_simclr.get_config("runlocal")
     config.model.num_views = num_views
+    config.model.image_tower, config.model.image_variant = "vit", "mu/2"  # compiles fast
+    config.model.image_options = {"width": 16, "mlp_dim": 32, "num_heads": 2}
     task = task_lib.make_task(config)
     rng = np.random.default_rng(1)
     batch = {f"view{v + 1}": jnp.asarray(rng.normal(size=(n, 8, 8, 1)), jnp.float32)
