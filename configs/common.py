@@ -63,13 +63,15 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.text_variant = "B"  # text Transformer size (contrastive.models.TEXT_SIZES)
     c.model.text_options = {}  # any other text tower field, e.g. {"causal": False}
     c.model.embed_dim = 512  # dimension of the shared embedding space
-    c.model.head_hidden_dim = 2048  # two_view: hidden width of SimCLR's MLP head
-    c.model.head_depth = 2  # two_view: layers of the MLP head
+    c.model.head_hidden_dim = 2048  # two_view (and image_text with mlp_head): MLP head width
+    c.model.head_depth = 2  # two_view (and image_text with mlp_head): layers of the MLP head
+    c.model.mlp_head = False  # image_text: MLP projection heads instead of CLIP's linear ones
     c.model.temperature_init = 0.07  # image_text: initial learnable temperature 1/scale
     c.model.learn_temperature = True  # image_text: False keeps 1/scale at temperature_init
     c.model.bias_init = -10.0  # image_text: initial learnable bias (used by siglip only)
     c.model.max_scale = 100.0  # image_text: the scale exp(log_scale) is clipped here (CLIP)
     c.model.temperature = 0.1  # two_view: fixed NT-Xent temperature
+    c.model.num_views = 2  # two_view: augmented views per image; > 2 needs loss ntxent or supcon
     c.model.dtype = "float32"  # compute dtype ("bfloat16" for mixed precision; params float32)
     c.model.remat = False  # recompute block activations in the backward pass
 

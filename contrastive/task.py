@@ -63,13 +63,19 @@ class ImageTextTask:
 @dataclasses.dataclass(frozen=True)
 class TwoViewTask:
     """SimCLR: x, y = embeddings of two augmented views; NT-Xent is clip_loss with the fixed
-    scale 1 / temperature (the loss's cross-view terms; see `configs/digits_simclr.py`)."""
+    scale 1 / temperature (the loss's cross-view terms; see `configs/digits_simclr.py`).
+    With V > 2 views (`model.num_views`) y is (B, V - 1, d), the other views, which only the
+    multi-view losses (ntxent, supcon) accept."""
 
     model: models.SiameseEncoder
     temperature: float
 
     def inputs(self, batch):
-        return batch["view1"], batch["view2"]
+        """The batch's views, "view1", "view2", ... (as many as it holds)."""
+        views = [batch["view1"], batch["view2"]]
+        while f"view{len(views) + 1}" in batch:
+            views.append(batch[f"view{len(views) + 1}"])
+        return tuple(views)
 
     def embed(self, params, model_state, batch, rng=None, train: bool = True):
         """((x, y), new model_state): training updates the batch-norm statistics."""
@@ -99,8 +105,8 @@ def _apply(model, params, model_state, inputs, train: bool, rng):
     statistics) are mutable and come back updated."""
     variables = {"params": params, **model_state}
     if not train or not model_state:
-        return model.apply(variables, *inputs, train, rngs=_rngs(rng)), model_state
-    outputs, updates = model.apply(variables, *inputs, train, rngs=_rngs(rng),
+        return model.apply(variables, *inputs, train=train, rngs=_rngs(rng)), model_state
+    outputs, updates = model.apply(variables, *inputs, train=train, rngs=_rngs(rng),
                                    mutable=list(model_state))
     return outputs, {**model_state, **updates}
 
@@ -134,9 +140,13 @@ def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None,
             temperature_init=m.temperature_init,
             bias_init=m.bias_init,
             dtype=dtype,
+            mlp_head_dim=m.head_hidden_dim if m.mlp_head else 0,
+            head_depth=m.head_depth,
         )
         return ImageTextTask(model, m.max_scale, m.learn_temperature)
     if m.kind == "two_view":
+        if isinstance(m.num_views, bool) or not isinstance(m.num_views, int) or m.num_views < 2:
+            raise ValueError(f"model.num_views must be an int >= 2; got {m.num_views!r}")
         head = models.MLPHead(m.head_hidden_dim, m.embed_dim, depth=m.head_depth, dtype=dtype)
         return TwoViewTask(models.SiameseEncoder(_image_tower(m, dtype), head), m.temperature)
     raise ValueError(f"model.kind must be 'image_text' or 'two_view', got {m.kind!r}")

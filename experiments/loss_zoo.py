@@ -2,6 +2,8 @@
 
     python experiments/loss_zoo.py            # 400 steps of 256 per run, 19 runs, N = 16,384
     python experiments/loss_zoo.py --fast     # a smoke run: 3 runs of 4 steps, N = 1,024
+    python experiments/loss_zoo.py --only "pairs/z_loss,views/ntxent 4 views"
+                                              # just these rows, merged into the saved JSON
 
 Training (one process per run, `python -m contrastive.main`; a run whose summary.json exists is
 skipped, a killed one resumes from its checkpoint, so a killed study picks up where it stopped):
@@ -48,6 +50,9 @@ PAIRS = [
     ("clip_geometry", "clip_geometry", {"alignment_weight": 0.5, "uniformity_weight": 0.5}),
     ("auc", "auc", {}),
     ("isogclr", "isogclr", {}),
+    ("clip label smoothing", "clip", {"label_smoothing": 0.1}),
+    ("siglip label smoothing", "siglip", {"label_smoothing": 0.1}),
+    ("z_loss", "z_loss", {}),
 ]
 VIEWS = [
     ("clip (cross-view)", "clip", {}),
@@ -57,14 +62,17 @@ VIEWS = [
     ("dclw", "dcl", {"sigma": 0.5}),
     ("hard_negative", "hard_negative", {"beta": 1.0}),
     ("auc", "auc", {}),
+    ("ntxent 4 views", "ntxent", {}),
 ]
+# Rows that change more than the loss: their extra flags (the same budget and seed otherwise).
+EXTRA_FLAGS = {("views", "ntxent 4 views"): ["--config.model.num_views=4"]}
 SETTINGS = {"pairs": ("configs/digits_clip.py", PAIRS), "views": ("configs/digits_simclr.py", VIEWS)}
 FAST_RUNS = [("pairs", "clip", "clip", {}), ("pairs", "dcl", "dcl", {}),
              ("views", "ntxent", "ntxent", {})]
 
 
 def run_command(config_file: str, loss: str, options: dict, workdir: Path, steps: int,
-                fast: bool) -> list[str]:
+                fast: bool, extra=()) -> list[str]:
     """One run = one command (also how to fan the study out over machines)."""
     config = config_file + (":runlocal" if fast else "")
     return [sys.executable, "-m", "contrastive.main", f"--config={config}",
@@ -72,7 +80,7 @@ def run_command(config_file: str, loss: str, options: dict, workdir: Path, steps
             # ml_collections reads a dict flag as a Python literal (True, not JSON's true).
             f"--config.loss_options={options!r}", f"--config.total_steps={steps}",
             "--config.eval_every=0", "--config.checkpoint_every=100", "--config.eval.linear_probe=True",
-            "--config.progress_bar=False", "--config.plots=False"]
+            "--config.progress_bar=False", "--config.plots=False", *extra]
 
 
 def train_all(runs, out: Path, steps: int, fast: bool) -> list[dict]:
@@ -81,7 +89,8 @@ def train_all(runs, out: Path, steps: int, fast: bool) -> list[dict]:
         workdir = out / f"loss_zoo_runs{'_fast' if fast else ''}" / setting / row.replace(" ", "_")
         summary_path = workdir / "summary.json"
         if not summary_path.exists():
-            cmd = run_command(SETTINGS[setting][0], loss, options, workdir, steps, fast)
+            cmd = run_command(SETTINGS[setting][0], loss, options, workdir, steps, fast,
+                              EXTRA_FLAGS.get((setting, row), ()))
             started = time.time()
             proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
                                   env=dict(os.environ, JAX_PLATFORMS="cpu"))
@@ -128,9 +137,9 @@ def cost_worker(loss: str, n: int, d: int, repeats: int) -> dict:
             **benchlib.first_run_peak_and_times(compiled, (x, y, jnp.float32(10.0)), repeats)}
 
 
-def measure_costs(n: int, d: int, repeats: int) -> dict:
+def measure_costs(n: int, d: int, repeats: int, runs) -> dict:
     costs = {}
-    specs = {json.dumps([loss, options]) for _, runs in SETTINGS.values() for _, loss, options in runs}
+    specs = {json.dumps([loss, options]) for _, _, loss, options in runs}
     for spec in tqdm(sorted(specs), desc=f"cost at N={n:,}", unit="loss"):
         loss, options = json.loads(spec)
         arg = loss if not options else f"{loss}:{json.dumps(options, separators=(',', ':'))}"
@@ -143,6 +152,10 @@ def to_markdown(rows, meta) -> str:
              f"{meta['batch']}, same model/optimiser/seed per setting) and loss cost at "
              f"N = {meta['n']:,}, d = {meta['d']} (fwd+bwd, float32, {meta['device']}). "
              f"Command: `{meta['command']}`.", ""]
+    for added in meta.get("rows_added", []):
+        lines += [f"Added later (`{added}`), the same budget and seed; timed on the machine of "
+                  "that day, so compare their fwd+bwd times with each other, not with the rows "
+                  "above.", ""]
     for setting, metric in (("pairs", "zero_shot_top1"), ("views", "knn_top1")):
         lines += [f"**{setting}** ({SETTINGS[setting][0]})", "",
                   f"| loss | options | {metric} | linear probe top-1 | final loss | "
@@ -180,11 +193,29 @@ def plot(rows):
     return draw
 
 
+def merge_rows(path: Path, new_rows: list, meta: dict):
+    """The saved rows with `new_rows` put in place of same-named ones (else appended in the
+    table's order); the saved meta, plus the command that added rows."""
+    saved = json.loads(path.read_text()) if path.exists() else {"meta": meta, "rows": []}
+    by_key = {(r["setting"], r["name"]): r for r in saved["rows"]}
+    by_key.update({(r["setting"], r["name"]): r for r in new_rows})
+    order = [(setting, row) for setting, (_, runs) in SETTINGS.items() for row, *_ in runs]
+    rows = [by_key[k] for k in order if k in by_key]
+    rows += [r for k, r in by_key.items() if k not in order]
+    added = ",".join(f"{r['setting']}/{r['name']}" for r in new_rows)
+    meta = {**saved["meta"], "rows_added": saved["meta"].get("rows_added", []) + [
+        f'python experiments/loss_zoo.py --only "{added}"']}
+    return rows, meta
+
+
 def main():
     parser = benchlib.arg_parser(__doc__, worker_fields=4)
     parser.add_argument("--steps", type=int, default=400, help="training steps per run")
     parser.add_argument("--print_commands", action="store_true",
                         help="print one command per training run (to fan out) and exit")
+    parser.add_argument("--only", default="",
+                        help="comma-separated setting/row names (e.g. 'pairs/z_loss'): run just "
+                             "these and merge them into the saved JSON's rows")
     parser.add_argument("--report", action="store_true",
                         help="rewrite the table and plot from the saved JSON, measuring nothing")
     args = parser.parse_args()
@@ -200,23 +231,36 @@ def main():
         return
     runs = FAST_RUNS if args.fast else [
         (setting, *run) for setting, (_, runs) in SETTINGS.items() for run in runs]
+    if args.only:
+        wanted = [w.strip() for w in args.only.split(",")]
+        known = {f"{setting}/{row}" for setting, row, _, _ in runs}
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise SystemExit(f"--only: unknown rows {unknown}; rows: {sorted(known)}")
+        runs = [r for r in runs if f"{r[0]}/{r[1]}" in wanted]
     steps = 4 if args.fast else args.steps
     if args.print_commands:
         for setting, row, loss, options in runs:
             workdir = args.out / "loss_zoo_runs" / setting / row.replace(" ", "_")
-            print(" ".join(f'"{c}"' if "{" in c else c for c in run_command(
-                SETTINGS[setting][0], loss, options, workdir, steps, args.fast)))
+            print(" ".join(f'"{c}"' if "{" in c or " " in c else c for c in run_command(
+                SETTINGS[setting][0], loss, options, workdir, steps, args.fast,
+                EXTRA_FLAGS.get((setting, row), ()))))
         return
     n, d = (1024, 64) if args.fast else (16384, 128)
     rows = train_all(runs, args.out, steps, args.fast)
-    costs = measure_costs(n, d, args.repeats or (2 if args.fast else 3))
+    costs = measure_costs(n, d, args.repeats or (2 if args.fast else 3),
+                          [r for r in runs if (r[0], r[1]) not in EXTRA_FLAGS])
     for r in rows:
+        if (r["setting"], r["name"]) in EXTRA_FLAGS:
+            continue  # the cost worker runs two views of the plain loss: not this row's cost
         cost = costs.get(json.dumps([r["loss"], r["options"]]), {})
         r.update({k: cost.get(k) for k in ("time_s", "extra_peak_bytes", "temp_bytes", "error")
                   if cost.get(k) is not None})
     meta = {"device": benchlib.device_description(), "steps": steps,
             "batch": 16 if args.fast else 256, "n": n, "d": d,
             "command": "python experiments/loss_zoo.py" + (" --fast" if args.fast else "")}
+    if args.only:
+        rows, meta = merge_rows(args.out / f"{stem}.json", rows, meta)
     benchlib.write_results(args.out, stem, meta, rows,
                            to_markdown(rows, meta), plot(rows))
 

@@ -6,7 +6,7 @@ position), so the caption choice and the augmentation are reproducible.
 
 Outputs (per example; the pipeline stacks them and adds "mask" and the record "index"):
   ImageTextExample       {"image": float32 [S, S, C], "tokens": int32 [L], "label": int32 []}
-  TwoViewExample         {"view1": float32 [S, S, C], "view2": ..., "label": int32 []}
+  TwoViewExample         {"view1": float32 [S, S, C], "view2": ..., ("view3": ...,) "label": []}
   LabelledImageExample   {"image": float32 [S, S, C], "label": int32 []}
 Images are normalised to [-1, 1] (`image.normalize`); a missing label is -1.
 """
@@ -80,18 +80,19 @@ class ImageTextExample:
 
 @dataclasses.dataclass(frozen=True)
 class TwoViewExample:
-    """Two augmented views of one image for siamese (SimCLR) training."""
+    """`num_views` augmented views of one image for siamese (SimCLR; V > 2: multi-view)
+    training, drawn one after the other from the example's rng (so two views are the same
+    numbers as `augment.two_views`)."""
 
     augment: augment_lib.SimCLRAugment
     fields: Fields = Fields()
+    num_views: int = 2
 
     def __call__(self, record: dict, rng: np.random.Generator) -> dict:
-        view1, view2 = self.augment.two_views(record[self.fields.image], rng)
-        return {
-            "view1": image_ops.normalize(view1),
-            "view2": image_ops.normalize(view2),
-            "label": _label(record, self.fields),
-        }
+        image = record[self.fields.image]
+        views = {f"view{v + 1}": image_ops.normalize(self.augment(image, rng))
+                 for v in range(self.num_views)}
+        return {**views, "label": _label(record, self.fields)}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,7 +49,7 @@ def make_transform(config: ml_collections.ConfigDict, source, text_tokenizer=Non
         jitter_strength=config.data.jitter_strength,
         blur_probability=config.data.blur_probability,
     )
-    return examples.TwoViewExample(views, fields)
+    return examples.TwoViewExample(views, fields, config.model.num_views)
 
 
 @dataclasses.dataclass

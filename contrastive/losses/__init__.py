@@ -1,7 +1,7 @@
 """Contrastive losses over batches of embeddings, all on one blockwise engine.
 
-    clip_loss(x, y, scale)                  symmetric InfoNCE (CLIP, ALIGN, BASIC)
-    siglip_loss(x, y, scale, bias)          pairwise sigmoid (SigLIP)
+    clip_loss(x, y, scale)                  symmetric InfoNCE (CLIP, ALIGN, BASIC); label_smoothing
+    siglip_loss(x, y, scale, bias)          pairwise sigmoid (SigLIP); label_smoothing
     ntxent_loss(views, scale)               NT-Xent on V views (SimCLR, multi-view InfoNCE)
     supcon_loss(z, labels, scale)           supervised / multi-positive contrastive (SupCon)
     dcl_loss(x, y, scale, sigma=None)       decoupled contrastive (DCL, DCLW)
@@ -11,6 +11,7 @@
     alignment_loss, uniformity_loss         Wang & Isola's geometry (uniformity blockwise)
     clip_geometry_loss(x, y, scale)         CLIP + alignment + uniformity
     auc_loss(x, y, scale)                   pairwise AUC surrogate for retrieval
+    z_loss(x, y, scale)                     shift- and scale-invariant Z-loss (spherical family)
 
 Dense float64-ready references live in `contrastive.losses.reference`.
 """
@@ -24,6 +25,7 @@ from contrastive.losses.hard_negatives import hard_negative_loss
 from contrastive.losses.isogclr import isogclr_loss
 from contrastive.losses.siglip import siglip_loss
 from contrastive.losses.supcon import ntxent_loss, supcon_loss
+from contrastive.losses.zloss import z_loss
 
 __all__ = [
     "Reductions",
@@ -42,4 +44,5 @@ __all__ = [
     "siglip_loss",
     "supcon_loss",
     "uniformity_loss",
+    "z_loss",
 ]

@@ -140,6 +140,21 @@ CASES = {
                                                     block_size=block_size),
         lambda x, y, s: reference.auc_loss_dense(x, y, s, "squared_hinge", 1.0), (0, 1, 2),
         lambda n, scale: [scale ** 2 / n] * 2 + [scale]),
+    "clip_label_smoothing": Case(
+        _pairs, lambda x, y, s, block_size: losses.clip_loss(x, y, s, label_smoothing=0.1,
+                                                             block_size=block_size),
+        lambda x, y, s: reference.clip_loss_dense(x, y, s, 0.1), (0, 1, 2), _embedding_floors(2)),
+    "siglip_label_smoothing": Case(
+        lambda seed, n, scale: _pairs(seed, n, scale) + (np.float64(-5.0),),
+        lambda x, y, s, bias, block_size: losses.siglip_loss(x, y, s, bias, label_smoothing=0.2,
+                                                             block_size=block_size),
+        lambda x, y, s, bias: reference.siglip_loss_dense(x, y, s, bias, 0.2), (0, 1, 2, 3),
+        lambda n, scale: [scale] * 2 + [1.0, 1.0]),
+    "z_loss": Case(
+        _pairs, lambda x, y, s, block_size: losses.z_loss(x, y, s, a=0.5, b=2.0,
+                                                          block_size=block_size),
+        lambda x, y, s: reference.z_loss_dense(x, y, s, 0.5, 2.0), (0, 1, 2),
+        lambda n, scale: [1.0 / n] * 2 + [1.0]),  # scale-invariant: gradients O(1/N), d scale 0
 }
 NEEDS_TWO = {"uniformity", "clip_geometry"}
 

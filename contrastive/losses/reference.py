@@ -7,20 +7,35 @@ import jax
 import jax.numpy as jnp
 
 
-def clip_loss_dense(x, y, scale):
-    """OpenCLIP `ClipLoss`: mean of the two cross-entropies of logits = scale x y^T."""
+def clip_loss_dense(x, y, scale, label_smoothing=0.0):
+    """OpenCLIP `ClipLoss`: mean of the two cross-entropies of logits = scale x y^T, against
+    targets (1 - eps) I + eps / N (PyTorch's label_smoothing)."""
     logits = scale * x @ y.T
-    labels = jnp.arange(x.shape[0])
-    ce_rows = -jnp.mean(jax.nn.log_softmax(logits, axis=1)[labels, labels])
-    ce_cols = -jnp.mean(jax.nn.log_softmax(logits, axis=0)[labels, labels])
+    n = x.shape[0]
+    targets = (1 - label_smoothing) * jnp.eye(n) + label_smoothing / n
+    ce_rows = -jnp.mean(jnp.sum(targets * jax.nn.log_softmax(logits, axis=1), axis=1))
+    ce_cols = -jnp.mean(jnp.sum(targets * jax.nn.log_softmax(logits, axis=0), axis=0))
     return (ce_rows + ce_cols) / 2
 
 
-def siglip_loss_dense(x, y, scale, bias):
-    """OpenCLIP `SigLipLoss`: -sum_ij log sigmoid(z_ij (scale x_i.y_j + bias)) / N."""
+def siglip_loss_dense(x, y, scale, bias, label_smoothing=0.0):
+    """OpenCLIP `SigLipLoss`: -sum_ij log sigmoid(z_ij (scale x_i.y_j + bias)) / N; with
+    smoothing, binary cross-entropy against targets (1 - eps) I + eps / 2."""
     logits = scale * x @ y.T + bias
-    z = 2 * jnp.eye(x.shape[0], dtype=logits.dtype) - 1
-    return -jnp.sum(jax.nn.log_sigmoid(z * logits)) / x.shape[0]
+    t = (1 - label_smoothing) * jnp.eye(x.shape[0], dtype=logits.dtype) + label_smoothing / 2
+    bce = -(t * jax.nn.log_sigmoid(logits) + (1 - t) * jax.nn.log_sigmoid(-logits))
+    return jnp.sum(bce) / x.shape[0]
+
+
+def z_loss_dense(x, y, scale, a=1.0, b=4.0, eps=1e-6):
+    """Z-loss of each row's and each column's positive, z-scored with NumPy-style mean/var."""
+    logits = scale * x @ y.T
+
+    def side(s):  # rows of s are the classifications
+        z = (jnp.diag(s) - jnp.mean(s, axis=1)) / jnp.sqrt(jnp.var(s, axis=1) + eps * scale**2)
+        return jnp.mean(jax.nn.softplus(a * (b - z)) / a)
+
+    return 0.5 * (side(logits) + side(logits.T))
 
 
 def supcon_loss_dense(z, labels, scale, decoupled=False):

@@ -5,7 +5,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from contrastive.models.heads import LinearHead, l2_normalize
+from contrastive.models.heads import LinearHead, MLPHead, l2_normalize
 
 Dtype = Any
 
@@ -17,6 +17,9 @@ class DualEncoder(nn.Module):
     (B, embed_dim) with unit rows. The score matrix the losses use is S = scale * x y^T (+ bias)
     with scale = exp(log_scale): log_scale starts at log(1/0.07) (CLIP), bias at -10 (SigLIP).
     A loss that ignores the bias simply gives it zero gradient.
+    With `mlp_head_dim` > 0 each W is instead an MLP, (head_depth - 1) x [Dense(mlp_head_dim)
+    -> relu] -> Dense(embed_dim), no batch norm ("Investigating the Benefits of Projection Head
+    for Representation Learning", Xue et al. 2024; SimCLR's head without its BN).
     Towers are any modules called as tower(inputs, train) -> (B, D), with their own dtype;
     `dtype` here is the heads' compute dtype.
     """
@@ -28,10 +31,17 @@ class DualEncoder(nn.Module):
     bias_init: float = -10.0
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    mlp_head_dim: int = 0  # 0: CLIP's linear projections; > 0: MLP heads of this hidden width
+    head_depth: int = 2  # layers of the MLP heads
 
     def setup(self):
-        self.image_head = LinearHead(self.embed_dim, dtype=self.dtype, param_dtype=self.param_dtype)
-        self.text_head = LinearHead(self.embed_dim, dtype=self.dtype, param_dtype=self.param_dtype)
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        if self.mlp_head_dim:
+            head = lambda: MLPHead(self.mlp_head_dim, self.embed_dim, depth=self.head_depth,
+                                   batch_norm=False, **kw)
+        else:
+            head = lambda: LinearHead(self.embed_dim, **kw)
+        self.image_head, self.text_head = head(), head()
         scalar = lambda value: nn.with_logical_partitioning(nn.initializers.constant(value), ())
         self.log_scale = self.param(
             "log_scale", scalar(math.log(1.0 / self.temperature_init)), (), self.param_dtype
@@ -71,7 +81,11 @@ class SiameseEncoder(nn.Module):
         """(B, ...) -> (B, out_dim) unit rows, float32."""
         return l2_normalize(self.head(self.encoder(x, train), train))
 
-    def __call__(self, view1, view2, train: bool = False):
-        """Two views (B, ...) -> (z1, z2), each (B, out_dim) with unit rows."""
-        z = self.embed(jnp.concatenate([view1, view2], axis=0), train)
-        return z[: view1.shape[0]], z[view1.shape[0] :]
+    def __call__(self, view1, view2, *more_views, train: bool = False):
+        """Two views (B, ...) -> (z1, z2), each (B, out_dim) with unit rows; V > 2 views ->
+        (z1, (B, V - 1, out_dim) the others), one batch of V B through the tower."""
+        b = view1.shape[0]
+        z = self.embed(jnp.concatenate((view1, view2) + more_views, axis=0), train)
+        if not more_views:
+            return z[:b], z[b:]
+        return z[:b], jnp.swapaxes(z[b:].reshape(1 + len(more_views), b, -1), 0, 1)

@@ -5,6 +5,7 @@ images (B, H, W, C) -> patches (B, N, D), N = (H/p)(W/p) -> pre-LN Transformer -
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -42,6 +43,24 @@ def sincos_2d(height: int, width: int, dim: int, temperature: float = 10_000.0) 
     return np.concatenate([np.sin(x), np.cos(x), np.sin(y), np.cos(y)], axis=1).astype(np.float32)
 
 
+def drop_patches(x, rate: float, rng, num_prefix: int = 0):
+    """FLIP's patch dropout (Li et al. 2023, "Scaling Language-Image Pre-training via Masking"):
+    each example keeps a uniformly random K = max(1, round(N (1 - rate))) of its N patch
+    tokens (after their position embeddings are added), so the encoder runs on K tokens.
+
+    x: (B, num_prefix + N, D); the first num_prefix tokens (the class token) are always kept.
+    Returns (B, num_prefix + K, D), the kept patches in their original order."""
+    batch, length, _ = x.shape
+    n = length - num_prefix
+    keep = max(1, round(n * (1.0 - rate)))
+    if keep >= n:
+        return x
+    noise = jax.random.uniform(rng, (batch, n))
+    index = jnp.sort(jnp.argsort(noise, axis=1)[:, :keep], axis=1) + num_prefix
+    kept = jnp.take_along_axis(x, index[:, :, None], axis=1)
+    return jnp.concatenate([x[:, :num_prefix], kept], axis=1)
+
+
 class MAPHead(nn.Module):
     """Multihead attention pooling (SigLIP): a learned probe attends over the tokens.
 
@@ -75,6 +94,8 @@ class ViT(nn.Module):
     pool: "cls" (a learned class token, as CLIP), "gap" (mean over patches) or "map"
       (multihead attention pooling, as SigLIP).
     posemb: "learn" (a learned table, fixed to the init image size) or "sincos2d" (fixed).
+    patch_dropout: in training, the fraction of patch tokens dropped at random per example
+      (FLIP, `drop_patches`; 0.5 halves the encoder's tokens); needs a "dropout" rng. 0: off.
     """
 
     width: int
@@ -89,10 +110,12 @@ class ViT(nn.Module):
     remat: bool = False
     scan: bool = False  # Transformer.scan: the blocks as one nn.scan (pod-scale memory)
     head_chunks: int = 1  # Transformer.head_chunks: attention heads in sequential groups
+    patch_dropout: float = 0.0
 
     @nn.compact
     def __call__(self, images, train: bool = False):
-        del train  # no dropout or batch statistics in this tower
+        if not 0 <= self.patch_dropout < 1:
+            raise ValueError(f"patch_dropout must be in [0, 1), got {self.patch_dropout!r}")
         if self.pool not in ("cls", "gap", "map"):
             raise ValueError(f"pool must be 'cls', 'gap' or 'map', got {self.pool!r}")
         if self.posemb not in ("learn", "sincos2d"):
@@ -135,6 +158,9 @@ class ViT(nn.Module):
                 self.param_dtype,
             )
             x = x + table.astype(self.dtype)
+        if train and self.patch_dropout:
+            x = drop_patches(x, self.patch_dropout, self.make_rng("dropout"),
+                             num_prefix=int(self.pool == "cls"))
         x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
 
         x = Transformer(

@@ -68,6 +68,7 @@ class Loss:
     scalars: tuple[str, ...] = ("scale",)
     labels: bool = False
     state: PerExample = NO_STATE
+    multi_view: bool = False  # accepts y = (N, V - 1, d), the other views (model.num_views > 2)
 
     def options(self) -> dict:
         """Every option with its default."""
@@ -87,15 +88,23 @@ class Loss:
         return options
 
 
+def _views(x, y):
+    """(V, N, d): x and y as two views, or x and y's V - 1 views (y: (N, V - 1, d))."""
+    return jnp.stack([x, y]) if y.ndim == 2 else jnp.concatenate([x[None],
+                                                                  jnp.swapaxes(y, 0, 1)])
+
+
 def _ntxent(x, y, scale, *, decoupled=False, **kw):
-    """x and y as two views; negatives include both views of the other samples (SimCLR)."""
-    return losses.ntxent_loss(jnp.stack([x, y]), scale, decoupled=decoupled, **kw)
+    """x and y as views; negatives include every view of the other samples (SimCLR; V > 2:
+    the multi-view InfoNCE of the poly-view framework)."""
+    return losses.ntxent_loss(_views(x, y), scale, decoupled=decoupled, **kw)
 
 
 def _supcon(x, y, scale, *, labels, decoupled=False, **kw):
-    """x and y pooled, positives = every other row with the same class label."""
-    both = jnp.concatenate([labels, labels])
-    return losses.supcon_loss(jnp.concatenate([x, y]), both, scale, decoupled=decoupled, **kw)
+    """Every view pooled, positives = every other row with the same class label."""
+    views = _views(x, y)
+    return losses.supcon_loss(views.reshape(-1, views.shape[-1]),
+                              jnp.tile(labels, views.shape[0]), scale, decoupled=decoupled, **kw)
 
 
 def _cwcl(x, y, scale, **kw):
@@ -115,13 +124,14 @@ def _isogclr(x, y, *, tau_x, tau_y, log_u_x, log_u_y, gamma=0.8, rho=6.0, **kw):
 LOSSES = {
     "clip": Loss(losses.clip_loss),
     "siglip": Loss(losses.siglip_loss, scalars=("scale", "bias")),
-    "ntxent": Loss(_ntxent),
-    "supcon": Loss(_supcon, labels=True),
+    "ntxent": Loss(_ntxent, multi_view=True),
+    "supcon": Loss(_supcon, labels=True, multi_view=True),
     "dcl": Loss(losses.dcl_loss),
     "hard_negative": Loss(losses.hard_negative_loss),
     "cwcl": Loss(_cwcl),
     "clip_geometry": Loss(losses.clip_geometry_loss),
     "auc": Loss(losses.auc_loss),
+    "z_loss": Loss(losses.z_loss),
     "isogclr": Loss(_isogclr, scalars=(),
                     state=PerExample(isogclr.initial_state, isogclr.update_state)),
 }
@@ -149,6 +159,10 @@ class BoundLoss:
     function: Callable
 
     def __call__(self, x, y, scale, bias, labels, rows):
+        if jnp.ndim(y) == 3 and not self.record.multi_view:
+            multi = ", ".join(name for name, r in LOSSES.items() if r.multi_view)
+            raise ValueError(f"model.num_views = {jnp.shape(y)[1] + 1} needs a multi-view loss "
+                             f"({multi}); this loss compares two views")
         available = {"scale": scale, "bias": bias}
         per_example = {"labels": labels} if self.record.labels else {}
         out = self.function(x, y, *[available[s] for s in self.record.scalars],

@@ -132,9 +132,45 @@ def test_isogclr_with_gamma_one_is_the_plain_objective_gradient():
     (lambda: losses.auc_loss(jnp.ones((4, 3)), jnp.ones((4, 3)), 1.0, surrogate="hinge"),
      "surrogate"),
     (lambda: losses.uniformity_loss(jnp.ones((1, 3))), "two"),
+    (lambda: losses.clip_loss(jnp.ones((4, 3)), jnp.ones((4, 3)), 1.0, label_smoothing=1.0),
+     "label_smoothing"),
+    (lambda: losses.z_loss(jnp.ones((4, 3)), jnp.ones((4, 3)), 1.0, a=0.0), "a must"),
     (lambda: losses.isogclr_loss(jnp.ones((4, 3)), jnp.ones((4, 3)), jnp.ones(3), jnp.ones(4),
                                  isogclr.Estimates(jnp.zeros(4), jnp.zeros(4))), "tau_x"),
 ])
 def test_bad_input_is_one_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.5])
+def test_label_smoothing_matches_optax_cross_entropies(eps):
+    """Independent of the references: optax's smoothed one-hot targets and its cross-entropies."""
+    import optax
+
+    x, y = paired(7, 13)
+    with jax.enable_x64(True):
+        logits = 12.0 * x @ y.T
+        soft = optax.smooth_labels(jnp.eye(13), eps)  # (1 - eps) onehot + eps / N
+        want_clip = 0.5 * (optax.softmax_cross_entropy(logits, soft).mean()
+                           + optax.softmax_cross_entropy(logits.T, soft).mean())
+        binary = (1 - eps) * jnp.eye(13) + eps / 2
+        want_siglip = optax.sigmoid_binary_cross_entropy(logits - 3.0, binary).sum() / 13
+        got_clip = losses.clip_loss(x, y, 12.0, label_smoothing=eps, block_size=4)
+        got_siglip = losses.siglip_loss(x, y, 12.0, -3.0, label_smoothing=eps, block_size=4)
+    np.testing.assert_allclose(got_clip, want_clip, rtol=1e-12)
+    np.testing.assert_allclose(got_siglip, want_siglip, rtol=1e-12)
+
+
+def test_z_loss_is_shift_and_scale_invariant_and_rewards_a_separated_positive():
+    """Scaling S leaves the loss (and so its scale gradient is 0); a positive far above its row's
+    other scores has z = sqrt(N - 1), the largest a z-score can be."""
+    x, y = paired(8, 10)
+    with jax.enable_x64(True):
+        value, grad = jax.value_and_grad(lambda s: losses.z_loss(x, y, s, block_size=4))(3.0)
+        np.testing.assert_allclose(losses.z_loss(x, y, 70.0, block_size=4), value, rtol=1e-12)
+        assert abs(grad) < 1e-12
+        one_hot = np.eye(10)  # S = scale I: every row's positive alone at the top
+        got = losses.z_loss(one_hot, one_hot, 5.0, a=1.0, b=1.0, eps=1e-12)
+    z = np.sqrt(9.0)
+    np.testing.assert_allclose(got, np.log1p(np.exp(1.0 - z)), rtol=1e-9)

@@ -115,6 +115,11 @@ def _zoo_cases():
                  {"frozen": frozen}),
         "clip_geometry": (lambda x, y, s, **k: losses.clip_geometry_loss(x, y, s, **k), {}),
         "auc": (lambda x, y, s, **k: losses.auc_loss(x, y, s, margin=0.5, **k), {}),
+        "clip_label_smoothing": (lambda x, y, s, **k: losses.clip_loss(
+            x, y, s, label_smoothing=0.1, **k), {}),
+        "siglip_label_smoothing": (lambda x, y, s, **k: losses.siglip_loss(
+            x, y, s, -2.0, label_smoothing=0.2, **k), {}),
+        "z_loss": (lambda x, y, s, **k: losses.z_loss(x, y, s, a=0.5, b=2.0, **k), {}),
         "isogclr": (lambda x, y, s, tau, log_u, **k: losses.isogclr_loss(
             x, y, tau * s, tau, isogclr.Estimates(*log_u), **k),
             {"tau": tau, "log_u": tuple(estimates)}),

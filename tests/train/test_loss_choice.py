@@ -16,7 +16,8 @@ from contrastive.losses.cases import paired, rel_err
 from tests.train.helpers import tiny_config
 
 OPTIONS = {"dcl": {"sigma": 0.5}, "hard_negative": {"beta": 0.5, "tau_plus": 0.05},
-           "auc": {"margin": 0.2}, "isogclr": {"gamma": 0.5}}
+           "auc": {"margin": 0.2}, "isogclr": {"gamma": 0.5},
+           "z_loss": {"a": 0.5, "b": 2.0}}
 
 
 @pytest.mark.parametrize("name", sorted(losses.LOSSES))
@@ -50,7 +51,7 @@ def test_unknown_loss_and_unknown_option_are_clear_errors():
 
 def test_a_record_lists_the_options_of_its_function_and_of_its_state():
     assert losses.get("dcl").options() == {"sigma": None}
-    assert losses.get("clip").options() == {"impl": "xla"}
+    assert losses.get("clip").options() == {"impl": "xla", "label_smoothing": 0.0}
     assert losses.get("isogclr").options() == {
         "tau_init": 0.07, "tau_lr": 1e-2, "tau_min": 0.005, "tau_max": 1.0,
         "gamma": 0.8, "rho": 6.0}
