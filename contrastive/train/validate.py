@@ -12,7 +12,7 @@ from contrastive import parallel
 from contrastive import task as task_lib
 from contrastive.data import webdataset_source
 from contrastive.errors import UserError
-from contrastive.train import losses
+from contrastive.train import losses, observe
 
 # (field, kind, lowest allowed, highest allowed or None)
 INT, FLOAT = "integer", "number"
@@ -25,7 +25,7 @@ RANGES = (
     ("optimizer.end_learning_rate_fraction", FLOAT, 0, 1),
     ("optimizer.b1", FLOAT, 0, 1), ("optimizer.b2", FLOAT, 0, 1),
     ("optimizer.grad_clip_norm", FLOAT, 0, None),
-    ("model.embed_dim", INT, 1, None), ("model.max_scale", FLOAT, 1, None),
+    ("model.embed_dim", INT, 1, None), ("model.num_views", INT, 2, None), ("model.max_scale", FLOAT, 1, None),
     ("eval.batch_size", INT, 1, None), ("eval.max_examples", INT, 1, None),
     ("data.max_len", INT, 1, None), ("data.flip_probability", FLOAT, 0, 1),
 )
@@ -126,4 +126,13 @@ def check(config):
     except ValueError as error:
         field = "loss_options" if "option" in str(error) else "loss"
         raise UserError(f"config.{field}: {error}") from None
+    if config.model.kind == "two_view" and config.model.num_views > 2 and not losses.get(
+            config.loss).multi_view:
+        multi = ", ".join(name for name, r in losses.LOSSES.items() if r.multi_view)
+        raise UserError(f"config.model.num_views={config.model.num_views} needs a multi-view "
+                        f"loss ({multi}); config.loss={config.loss!r} compares two views")
+    try:
+        observe.parse_profile_steps(config.profile_steps)
+    except ValueError as error:
+        raise UserError(str(error)) from None
     return mesh

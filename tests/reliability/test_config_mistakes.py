@@ -22,6 +22,8 @@ CASES = [  # (field, value, what the message must say)
     ("batch_size", 30, "config.batch_size=30 must divide into num_microbatches 1 x 8"),
     ("model.image_tower", "vgg", "config.model.image_tower='vgg': must be one of 'vit', 'resnet'"),
     ("data.tokenizer", "/no/such.model", "config.data.tokenizer: no such file /no/such.model"),
+    ("profile_steps", "25:20", "config.profile_steps must be 'START:END' with 1 <= START < END"),
+    ("model.num_views", 1, "config.model.num_views=1: must be an integer >= 2"),
 ]
 
 

@@ -10,6 +10,7 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec
 
 from contrastive import parallel
+from contrastive.errors import UserError
 from contrastive.train import events, loop, observe
 from tests.train.helpers import tensorboard_scalars, tensorboard_text, tiny_config
 
@@ -50,7 +51,7 @@ def test_a_bad_profile_range_is_a_clear_error(spec):
 
 
 def test_a_bad_profile_range_stops_the_run_before_anything_is_written(tmp_path, digits_data_dir):
-    with pytest.raises(ValueError, match="config.profile_steps must be 'START:END'"):
+    with pytest.raises(UserError, match="config.profile_steps must be 'START:END'"):
         loop.train_and_evaluate(tiny_config(digits_data_dir, profile_steps="25"),
                                 str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
