@@ -11,6 +11,7 @@ import pytest
 
 from contrastive import parallel
 from contrastive.losses import isogclr
+from contrastive.errors import UserError
 from contrastive.train import losses, loop
 from contrastive.losses.cases import paired, rel_err
 from tests.train.helpers import tiny_config
@@ -94,6 +95,6 @@ def test_isogclr_trains_and_resumes_with_its_per_example_state(tmp_path, digits_
 
 def test_a_bad_loss_option_stops_the_run_before_anything_is_written(tmp_path, digits_data_dir):
     config = tiny_config(digits_data_dir, loss="hard_negative", loss_options={"betta": 1.0})
-    with pytest.raises(ValueError, match="unknown option 'betta' for loss 'hard_negative'"):
+    with pytest.raises(UserError, match="unknown option 'betta' for loss 'hard_negative'"):
         loop.train_and_evaluate(config, str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
