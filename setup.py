@@ -29,6 +29,7 @@ setuptools.setup(
         "regex",  # CLIP's BPE pre-tokenizer uses \p{L} / \p{N} classes
         "pillow",  # tfds encodes/decodes images with it when TensorFlow is absent
         "importlib_resources",  # tfds 4.9 needs it to build package-defined datasets on 3.11
+        "safetensors",  # published checkpoints (OpenCLIP, timm), read with its numpy API: no torch
     ],
     extras_require={
         "dev": [

@@ -18,7 +18,10 @@ class DualEncoder(nn.Module):
     with scale = exp(log_scale): log_scale starts at log(1/0.07) (CLIP), bias at -10 (SigLIP).
     A loss that ignores the bias simply gives it zero gradient.
     Towers are any modules called as tower(inputs, train) -> (B, D), with their own dtype;
-    `dtype` here is the heads' compute dtype.
+    `dtype` here is the heads' compute dtype. head_bias: projections with a bias (big_vision's
+    SigLIP heads; CLIP's have none). pixel_mean, pixel_std: how integer pixels are normalised
+    on the device, per channel, (p/255 - mean)/std (OpenCLIP's models want OpenAI's or
+    ImageNet's statistics, see `contrastive.convert`).
     """
 
     image_tower: nn.Module
@@ -28,10 +31,14 @@ class DualEncoder(nn.Module):
     bias_init: float = -10.0
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    head_bias: bool = False
+    pixel_mean: tuple = (0.5, 0.5, 0.5)
+    pixel_std: tuple = (0.5, 0.5, 0.5)
 
     def setup(self):
-        self.image_head = LinearHead(self.embed_dim, dtype=self.dtype, param_dtype=self.param_dtype)
-        self.text_head = LinearHead(self.embed_dim, dtype=self.dtype, param_dtype=self.param_dtype)
+        head = lambda: LinearHead(self.embed_dim, self.head_bias, dtype=self.dtype,
+                                  param_dtype=self.param_dtype)
+        self.image_head, self.text_head = head(), head()
         scalar = lambda value: nn.with_logical_partitioning(nn.initializers.constant(value), ())
         self.log_scale = self.param(
             "log_scale", scalar(math.log(1.0 / self.temperature_init)), (), self.param_dtype
@@ -40,9 +47,13 @@ class DualEncoder(nn.Module):
 
     def embed_images(self, images, train: bool = False):
         """(B, H, W, C) -> (B, embed_dim) unit rows, float32. Integer (uint8) pixels are
-        normalised here, on the device, as the host does for float inputs: (p/255 - 0.5)/0.5."""
+        normalised here, on the device, as the host does for float inputs: (p/255 - 0.5)/0.5
+        by default (pixel_mean, pixel_std)."""
         if jnp.issubdtype(images.dtype, jnp.integer):
-            images = (images.astype(jnp.float32) / 255.0 - 0.5) / 0.5
+            # One value for all channels stays a scalar (grayscale inputs broadcast against it).
+            per_channel = lambda v: v[0] if len(set(v)) == 1 else jnp.asarray(v, jnp.float32)
+            mean, std = per_channel(self.pixel_mean), per_channel(self.pixel_std)
+            images = (images.astype(jnp.float32) / 255.0 - mean) / std
         return l2_normalize(self.image_head(self.image_tower(images, train), train))
 
     def embed_texts(self, tokens, train: bool = False):
