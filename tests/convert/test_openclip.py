@@ -1,0 +1,108 @@
+"""OpenCLIP parity: tiny random CLIP models built and run by open_clip itself
+(tools/make_pretrained_fixtures.py) give the same embeddings through our DualEncoder."""
+import json
+from pathlib import Path
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from contrastive import convert
+
+FIXTURES = Path(__file__).parent / "fixtures"
+NAMES = ["openclip_vit_quickgelu", "openclip_vit_gelu"]
+
+
+def _load(name):
+    meta = json.loads((FIXTURES / f"{name}.json").read_text())
+    sd = convert.load_state_dict(FIXTURES / f"{name}.safetensors")
+    return meta, sd, dict(np.load(FIXTURES / f"{name}.npz"))
+
+
+def _features(model, params, images, tokens):
+    """Unnormalised projected features, as OpenCLIP's encode_image / encode_text return, and
+    the public path's unit rows (as the losses see them)."""
+    def run(m, images, tokens):
+        raw = (m.image_head(m.image_tower(images)), m.text_head(m.text_tower(tokens)))
+        return raw, m(images, tokens)
+    return jax.jit(lambda p, i, t: model.apply({"params": p}, i, t, method=run))(
+        params, images, tokens)
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def case(request):
+    meta, sd, data = _load(request.param)
+    model = convert.openclip_model(sd, quick_gelu=meta["quick_gelu"],
+                                   vision_heads=meta["vision_heads"], text_heads=meta["text_heads"])
+    return meta, sd, data, model, convert.from_openclip(sd, model)
+
+
+def test_embeddings_match_open_clip(case):
+    meta, _, data, model, params = case
+    images = jnp.asarray(data["images"].transpose(0, 2, 3, 1))  # NCHW -> NHWC
+    (x, y), (ux, uy) = _features(model, params, images, jnp.asarray(data["tokens"], jnp.int32))
+    np.testing.assert_allclose(x, data["image_features"], atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(y, data["text_features"], atol=1e-5, rtol=1e-5)
+    unit = lambda a: a / np.linalg.norm(a, axis=-1, keepdims=True)
+    np.testing.assert_allclose(ux, unit(data["image_features"]), atol=1e-5)
+    np.testing.assert_allclose(uy, unit(data["text_features"]), atol=1e-5)
+    assert meta["library"] == "open_clip"
+
+
+def test_the_wrong_activation_does_not_match():
+    """The parity is sensitive: QuickGELU and GELU towers differ beyond the tolerance."""
+    meta, sd, data = _load(NAMES[1])
+    heads = dict(vision_heads=meta["vision_heads"], text_heads=meta["text_heads"])
+    params = convert.from_openclip(sd, convert.openclip_model(sd, quick_gelu=meta["quick_gelu"],
+                                                              **heads))
+    other = convert.openclip_model(sd, quick_gelu=not meta["quick_gelu"], **heads)
+    images = jnp.asarray(data["images"].transpose(0, 2, 3, 1))
+    (x, _), _ = _features(other, params, images, jnp.asarray(data["tokens"], jnp.int32))
+    assert np.max(np.abs(np.asarray(x) - data["image_features"])) > 1e-3
+
+
+def test_export_round_trips_bit_exactly(case):
+    _, sd, _, model, params = case
+    back = convert.to_openclip(params)
+    assert set(back) == set(sd) - {"attn_mask"}
+    for key, value in sd.items():
+        np.testing.assert_array_equal(back[key], value, err_msg=key)
+    again = convert.from_openclip(back, model)
+    jax.tree.map(np.testing.assert_array_equal, again, params)
+
+
+def test_our_init_fits_the_converted_tree(case):
+    """from_openclip gives exactly the tree (names, shapes, dtypes) our model initialises."""
+    _, _, data, model, params = case
+    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0),
+                            jnp.zeros((1, *data["images"].shape[2:], 3)),
+                            jnp.zeros((1, data["tokens"].shape[1]), jnp.int32))["params"]
+    expected = jax.tree.map(lambda s: (s.shape, s.dtype), nn.meta.unbox(shapes))
+    assert jax.tree.map(lambda a: (a.shape, a.dtype), params) == expected
+
+
+@pytest.mark.slow
+def test_scanned_towers_take_the_same_weights():
+    meta, sd, data = _load(NAMES[0])
+    kw = dict(quick_gelu=True, vision_heads=meta["vision_heads"], text_heads=meta["text_heads"])
+    model = convert.openclip_model(sd, scan=True, **kw)
+    params = convert.from_openclip(sd, model)
+    images = jnp.asarray(data["images"].transpose(0, 2, 3, 1))
+    (x, y), _ = _features(model, params, images, jnp.asarray(data["tokens"], jnp.int32))
+    np.testing.assert_allclose(x, data["image_features"], atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(y, data["text_features"], atol=1e-5, rtol=1e-5)
+    np.testing.assert_array_equal(convert.to_openclip(params)["transformer.resblocks.1.ln_1.bias"],
+                                  sd["transformer.resblocks.1.ln_1.bias"])
+
+
+def test_files_round_trip_and_torch_pickles_get_a_clear_error(tmp_path):
+    _, sd, _ = _load(NAMES[1])
+    convert.save_state_dict(sd, tmp_path / "m.safetensors")
+    np.savez(tmp_path / "m.npz", **sd)
+    for path in (tmp_path / "m.safetensors", tmp_path / "m.npz"):
+        back = convert.load_state_dict(path)
+        assert set(back) == set(sd) and all(np.array_equal(back[k], sd[k]) for k in sd)
+    with pytest.raises(ValueError, match="safetensors"):
+        convert.load_state_dict(tmp_path / "open_clip_pytorch_model.bin")
