@@ -80,6 +80,12 @@ def base_config() -> ml_collections.ConfigDict:
     c.optimizer.b2 = 0.98  # Adam second-moment decay
     c.optimizer.eps = 1e-6  # Adam epsilon
     c.optimizer.grad_clip_norm = 1.0  # clip the global gradient norm (0: off)
+    # Locking (LiT): "image" and/or "text": the tower and its head get no updates, no Adam
+    # moments and no backward pass. frozen_patterns: regexes fully matching parameter paths
+    # ("image_tower/encoder/block0/.*") that get no updates and no moments either.
+    c.optimizer.locked_towers = ()
+    c.optimizer.frozen_patterns = ()
+    c.optimizer.lr_multipliers = {}  # per tower, e.g. {"image": 0.1}: its learning rate x 0.1
 
     c.data = ml_collections.ConfigDict()
     # "digits" (embedded default), "webdataset" (tar shards), "csv", or a tfds dataset name

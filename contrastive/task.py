@@ -14,6 +14,17 @@ import ml_collections
 from contrastive import models, parallel
 
 IMAGE_TOWERS = {"vit": models.vit, "resnet": models.resnet}
+# The top-level parameters of each DualEncoder tower (locked together by optimizer.locked_towers).
+TOWER_PARAMS = {"image": ("image_tower", "image_head"), "text": ("text_tower", "text_head")}
+
+
+def locked_params(towers) -> tuple:
+    """The top-level parameter names of `towers` ("image", "text"); a one-line error else."""
+    for tower in towers:
+        if tower not in TOWER_PARAMS:
+            raise ValueError(f"optimizer.locked_towers: {tower!r} is not one of "
+                             f"{', '.join(TOWER_PARAMS)}")
+    return tuple(name for tower in towers for name in TOWER_PARAMS[tower])
 VOCAB_MULTIPLE = 64
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -26,12 +37,17 @@ class ImageTextTask:
     model: models.DualEncoder
     max_scale: float
     learn_temperature: bool = True
+    locked: tuple = ()  # top-level params of locked towers (LiT): no gradient flows into them
 
     def inputs(self, batch):
         return batch["image"], batch["tokens"]
 
     def embed(self, params, model_state, batch, rng=None, train: bool = True):
-        """((x, y), new model_state); x, y: (B, d) unit rows, float32. `rng` feeds dropout."""
+        """((x, y), new model_state); x, y: (B, d) unit rows, float32. `rng` feeds dropout.
+        A locked tower's params enter through stop_gradient: their tangents are symbolic
+        zeros, so autodiff builds no backward pass (and keeps no activations) for the tower."""
+        params = {k: jax.lax.stop_gradient(v) if k in self.locked else v
+                  for k, v in params.items()}
         x, y = self.model.apply({"params": params, **model_state}, *self.inputs(batch), train,
                                 rngs=_rngs(rng))
         return (x, y), model_state
@@ -121,7 +137,11 @@ def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None,
             bias_init=m.bias_init,
             dtype=dtype,
         )
-        return ImageTextTask(model, m.max_scale, m.learn_temperature)
+        locked = locked_params(config.optimizer.get("locked_towers", ()))
+        return ImageTextTask(model, m.max_scale, m.learn_temperature, locked)
+    if config.optimizer.get("locked_towers"):
+        raise ValueError("optimizer.locked_towers needs model.kind 'image_text' (two_view has "
+                         "one tower: lock it with optimizer.frozen_patterns)")
     if m.kind == "two_view":
         head = models.MLPHead(m.head_hidden_dim, m.embed_dim, depth=m.head_depth, dtype=dtype)
         return TwoViewTask(models.SiameseEncoder(_image_tower(m, dtype), head), m.temperature)
