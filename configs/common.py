@@ -70,6 +70,13 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.temperature = 0.1  # two_view: fixed NT-Xent temperature
     c.model.dtype = "float32"  # compute dtype ("bfloat16" for mixed precision; params float32)
     c.model.remat = False  # recompute block activations in the backward pass
+    # Step-0 weights (fine-tuning, LiT): a .safetensors/.npz file or one of our runs' workdirs,
+    # read as pretrained_format "run" (a workdir: its last checkpoint), "flat" (our names,
+    # "image_tower/encoder/block0/..."), "openclip" (an OpenCLIP state dict; the towers must be
+    # built like it, see contrastive.convert.openclip) or "timm" (a timm ViT: the image tower).
+    c.model.pretrained = config_dict.placeholder(str)
+    c.model.pretrained_format = "run"
+    c.model.pretrained_towers = ("image", "text")  # each with its head; both: also the scalars
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.learning_rate = 5e-4  # peak learning rate (AdamW)

@@ -7,9 +7,9 @@ Numpy only (safetensors' numpy API reads the files): no torch at run time.
 >>> params = from_openclip(sd, model)       # model.apply({"params": params}, images, tokens)
 >>> save_state_dict(to_openclip(params), "back.safetensors")
 """
-from contrastive.convert.blocks import load_state_dict, save_state_dict
+from contrastive.convert.blocks import flatten, load_state_dict, save_state_dict, unflatten
 from contrastive.convert.openclip import from_openclip, openclip_model, to_openclip
 from contrastive.convert.timm import from_timm, timm_vit, to_timm
 
-__all__ = ["load_state_dict", "save_state_dict", "from_openclip", "openclip_model",
+__all__ = ["flatten", "unflatten", "load_state_dict", "save_state_dict", "from_openclip", "openclip_model",
            "to_openclip", "from_timm", "timm_vit", "to_timm"]

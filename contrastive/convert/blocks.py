@@ -145,3 +145,27 @@ def block_back(p: dict, prefix: str, names: dict) -> dict:
 def depth(sd: dict, prefix: str) -> int:
     """How many blocks `prefix`0., `prefix`1., ... the state dict holds."""
     return len({k[len(prefix):].split(".")[0] for k in sd if k.startswith(prefix)})
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
+    """{"image_tower": {"cls": a}} -> {"image_tower/cls": a}: our params as a flat state dict."""
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "/"))
+        else:
+            out[name] = np.asarray(value)
+    return out
+
+
+def unflatten(flat: dict) -> dict:
+    """The inverse of `flatten`."""
+    tree = {}
+    for name, value in flat.items():
+        *parents, leaf = name.split("/")
+        node = tree
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return tree

@@ -19,7 +19,7 @@ from contrastive import checkpoint, parallel
 from contrastive import task as task_lib
 from contrastive.data import from_config as data_lib
 from contrastive.evaluate import suite
-from contrastive.train import losses, records
+from contrastive.train import losses, pretrained, records
 from contrastive.train import state as state_lib
 from contrastive.train import step as step_lib
 
@@ -84,6 +84,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     restored = checkpointer.restore(state_lib.abstract_state(init_fn, shardings))
     if restored is None:
         first_step, state = 0, state_lib.init_state(init_fn, shardings, config.seed, mesh, rules)
+        if config.model.get("pretrained"):  # step-0 weights from a file or run (LiT, fine-tuning)
+            state = pretrained.load_pretrained(state, config.model, task, shardings)
     else:
         first_step, state, data_state = restored
         data.iterator.set_state(data_state)
