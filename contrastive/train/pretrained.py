@@ -2,8 +2,8 @@
 
 config.model.pretrained names the file or run; pretrained_format how to read it; the parts in
 pretrained_towers ("image", "text": each with its head, both: also the temperature and bias;
-or top-level param names such as "image_tower") replace the freshly initialised ones. Applied only when a run starts, never on resume (the
-checkpoint then holds the weights)."""
+or top-level param names such as "image_tower") replace the freshly initialised ones. Applied
+only when a run starts, never on resume (the checkpoint then holds the weights)."""
 import os
 
 import jax
