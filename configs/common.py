@@ -143,6 +143,10 @@ def base_config() -> ml_collections.ConfigDict:
     # Zero-shot prompts; "{}" is the class name. Empty: the digits caption templates.
     c.eval.templates = ()
     c.eval.class_names = ()  # zero-shot class names in label order; empty: the dataset's
+    # Zero-shot on other labelled datasets, each a dict {"name", "data_dir", "split",
+    # "image_size", "max_examples", "templates", "class_names"} (contrastive.evaluate.
+    # zero_shot_datasets; "clip_imagenet" names OpenAI's ImageNet class names / templates).
+    c.eval.zero_shot_datasets = ()
     return c
 
 
