@@ -73,7 +73,8 @@ def base_config() -> ml_collections.ConfigDict:
     # Step-0 weights (fine-tuning, LiT): a .safetensors/.npz file or one of our runs' workdirs,
     # read as pretrained_format "run" (a workdir: its last checkpoint), "flat" (our names,
     # "image_tower/encoder/block0/..."), "openclip" (an OpenCLIP state dict; the towers must be
-    # built like it, see contrastive.convert.openclip) or "timm" (a timm ViT: the image tower).
+    # built like it, see contrastive.convert.openclip), "big_vision" (a SigLIP two-tower .npz)
+    # or "timm" (a timm ViT: the image tower).
     c.model.pretrained = config_dict.placeholder(str)
     c.model.pretrained_format = "run"
     c.model.pretrained_towers = ("image", "text")  # each with its head; both: also the scalars

@@ -1,4 +1,5 @@
-"""Published checkpoints in and out: OpenCLIP CLIP models and timm ViTs <-> our models.
+"""Published checkpoints in and out: OpenCLIP CLIP models, big_vision SigLIP two-tower .npz
+and timm ViTs <-> our models.
 
 Numpy only (safetensors' numpy API reads the files): no torch at run time.
 
@@ -7,9 +8,10 @@ Numpy only (safetensors' numpy API reads the files): no torch at run time.
 >>> params = from_openclip(sd, model)       # model.apply({"params": params}, images, tokens)
 >>> save_state_dict(to_openclip(params), "back.safetensors")
 """
+from contrastive.convert.big_vision import big_vision_model, from_big_vision, to_big_vision
 from contrastive.convert.blocks import flatten, load_state_dict, save_state_dict, unflatten
 from contrastive.convert.openclip import from_openclip, openclip_model, to_openclip
 from contrastive.convert.timm import from_timm, timm_vit, to_timm
 
-__all__ = ["flatten", "unflatten", "load_state_dict", "save_state_dict", "from_openclip", "openclip_model",
+__all__ = ["big_vision_model", "from_big_vision", "to_big_vision", "flatten", "unflatten", "load_state_dict", "save_state_dict", "from_openclip", "openclip_model",
            "to_openclip", "from_timm", "timm_vit", "to_timm"]

@@ -12,7 +12,7 @@ import numpy as np
 from contrastive import checkpoint, convert
 from contrastive import task as task_lib
 
-FORMATS = ("run", "flat", "openclip", "timm")
+FORMATS = ("run", "flat", "openclip", "big_vision", "timm")
 
 
 def _read(model_config, task, abstract_params) -> dict:
@@ -40,6 +40,8 @@ def _read(model_config, task, abstract_params) -> dict:
         return convert.unflatten(state_dict)
     if fmt == "openclip":
         return convert.from_openclip(state_dict, task.model)
+    if fmt == "big_vision":
+        return convert.from_big_vision(state_dict, task.model)
     return {"image_tower": convert.from_timm(state_dict, task.model.image_tower)}
 
 
