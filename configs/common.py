@@ -70,6 +70,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.temperature = 0.1  # two_view: fixed NT-Xent temperature
     c.model.dtype = "float32"  # compute dtype ("bfloat16" for mixed precision; params float32)
     c.model.remat = False  # recompute block activations in the backward pass
+    c.model.head_bias = False  # image_text: projection heads with a bias (big_vision's SigLIP)
+    # image_text: the pixel statistics the model was trained with (OpenAI's for OpenCLIP ViTs);
+    # the host always sends (p - 0.5) / 0.5 and the model renormalises on the device.
+    c.model.pixel_mean = (0.5, 0.5, 0.5)
+    c.model.pixel_std = (0.5, 0.5, 0.5)
     # Step-0 weights (fine-tuning, LiT): a .safetensors/.npz file or one of our runs' workdirs,
     # read as pretrained_format "run" (a workdir: its last checkpoint), "flat" (our names,
     # "image_tower/encoder/block0/..."), "openclip" (an OpenCLIP state dict; the towers must be

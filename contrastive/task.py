@@ -136,6 +136,9 @@ def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None,
             temperature_init=m.temperature_init,
             bias_init=m.bias_init,
             dtype=dtype,
+            head_bias=m.get("head_bias", False),
+            pixel_mean=tuple(m.get("pixel_mean", (0.5,) * 3)),
+            pixel_std=tuple(m.get("pixel_std", (0.5,) * 3)),
         )
         locked = locked_params(config.optimizer.get("locked_towers", ()))
         return ImageTextTask(model, m.max_scale, m.learn_temperature, locked)

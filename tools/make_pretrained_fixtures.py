@@ -105,8 +105,17 @@ def main():
         text=dict(context_length=8, vocab_size=64, width=32, heads=4, layers=1))
     timm_fixture("timm_vit", seed=2, img_size=32, patch_size=8, embed_dim=32, depth=2,
                  num_heads=2)
+    shapes_fixture("ViT-B-32")
     total = sum(p.stat().st_size for p in OUT.iterdir())
     print(f"wrote {len(list(OUT.iterdir()))} files, {total / 1e6:.2f} MB, to {OUT}")
+
+
+def shapes_fixture(name: str = "ViT-B-32"):
+    """The parameter shapes of a full-size OpenCLIP model (no weights): configs/openclip.py
+    must build exactly this model."""
+    model = open_clip.create_model(name, pretrained=None)
+    shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
+    (OUT / f"openclip_{name}_shapes.json").write_text(json.dumps(shapes) + "\n")
 
 
 if __name__ == "__main__":

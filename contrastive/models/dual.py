@@ -46,14 +46,17 @@ class DualEncoder(nn.Module):
         self.bias = self.param("bias", scalar(self.bias_init), (), self.param_dtype)
 
     def embed_images(self, images, train: bool = False):
-        """(B, H, W, C) -> (B, embed_dim) unit rows, float32. Integer (uint8) pixels are
-        normalised here, on the device, as the host does for float inputs: (p/255 - 0.5)/0.5
-        by default (pixel_mean, pixel_std)."""
+        """(B, H, W, C) -> (B, embed_dim) unit rows, float32. Integer (uint8) pixels p are
+        normalised here, on the device: (p/255 - pixel_mean) / pixel_std. Float inputs are the
+        host's (p/255 - 0.5)/0.5; a model with other statistics (OpenCLIP's) renormalises
+        them to its own, so every data path feeds it what it was trained on."""
+        # One value for all channels stays a scalar (grayscale inputs broadcast against it).
+        per_channel = lambda v: v[0] if len(set(v)) == 1 else jnp.asarray(v, jnp.float32)
+        mean, std = per_channel(self.pixel_mean), per_channel(self.pixel_std)
         if jnp.issubdtype(images.dtype, jnp.integer):
-            # One value for all channels stays a scalar (grayscale inputs broadcast against it).
-            per_channel = lambda v: v[0] if len(set(v)) == 1 else jnp.asarray(v, jnp.float32)
-            mean, std = per_channel(self.pixel_mean), per_channel(self.pixel_std)
             images = (images.astype(jnp.float32) / 255.0 - mean) / std
+        elif (tuple(self.pixel_mean), tuple(self.pixel_std)) != ((0.5,) * 3, (0.5,) * 3):
+            images = ((images * 0.5 + 0.5) - mean) / std
         return l2_normalize(self.image_head(self.image_tower(images, train), train))
 
     def embed_texts(self, tokens, train: bool = False):

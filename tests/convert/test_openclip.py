@@ -1,6 +1,7 @@
 """OpenCLIP parity: tiny random CLIP models built and run by open_clip itself
 (tools/make_pretrained_fixtures.py) give the same embeddings through our DualEncoder."""
 import json
+import types
 from pathlib import Path
 
 import flax.linen as nn
@@ -23,12 +24,16 @@ def _load(name):
 
 def _features(model, params, images, tokens):
     """Unnormalised projected features, as OpenCLIP's encode_image / encode_text return, and
-    the public path's unit rows (as the losses see them)."""
-    def run(m, images, tokens):
+    the public path's unit rows (as the losses see them), fed the pixels as our host sends
+    them, (p - 0.5) / 0.5, which the model renormalises to OpenAI's statistics."""
+    mean, std = np.asarray(model.pixel_mean), np.asarray(model.pixel_std)
+    host = ((np.asarray(images) * std + mean) - 0.5) / 0.5
+
+    def run(m, images, host, tokens):
         raw = (m.image_head(m.image_tower(images)), m.text_head(m.text_tower(tokens)))
-        return raw, m(images, tokens)
-    return jax.jit(lambda p, i, t: model.apply({"params": p}, i, t, method=run))(
-        params, images, tokens)
+        return raw, m(host, tokens)
+    return jax.jit(lambda p, i, h, t: model.apply({"params": p}, i, h, t, method=run))(
+        params, images, jnp.asarray(host, jnp.float32), tokens)
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -106,3 +111,26 @@ def test_files_round_trip_and_torch_pickles_get_a_clear_error(tmp_path):
         assert set(back) == set(sd) and all(np.array_equal(back[k], sd[k]) for k in sd)
     with pytest.raises(ValueError, match="safetensors"):
         convert.load_state_dict(tmp_path / "open_clip_pytorch_model.bin")
+
+
+def test_the_openclip_config_builds_open_clips_vit_b32():
+    """configs/openclip.py's model has exactly the parameter shapes of open_clip's ViT-B-32
+    (its state dict's shapes, written by open_clip) as `openclip_model` reads them."""
+    from configs import openclip as openclip_config
+    from contrastive import task as task_lib
+
+    shapes = json.loads((FIXTURES / "openclip_ViT-B-32_shapes.json").read_text())
+    sd = {k: types.SimpleNamespace(shape=tuple(v)) for k, v in shapes.items()}
+    reference = convert.openclip_model(sd, quick_gelu=False)
+    config = openclip_config.get_config("model=ViT-B-32,pretrained=x.safetensors")
+    model = task_lib.make_task(config, vocab_size=49_408).model
+    inputs = (jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32),
+              jax.ShapeDtypeStruct((1, 77), jnp.int32))
+    tree = lambda m: jax.tree.map(lambda s: s.shape, nn.meta.unbox(
+        jax.eval_shape(m.init, jax.random.PRNGKey(0), *inputs)["params"]))
+    assert tree(model) == tree(reference)
+    for field in ("act", "norm_eps", "pre_norm", "patch_bias", "num_heads", "pool"):
+        assert getattr(model.image_tower, field) == getattr(reference.image_tower, field)
+    for field in ("act", "norm_eps", "mask_padding", "causal", "num_heads", "pool", "max_len"):
+        assert getattr(model.text_tower, field) == getattr(reference.text_tower, field)
+    assert model.pixel_mean == reference.pixel_mean and model.embed_dim == 512
