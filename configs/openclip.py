@@ -1,14 +1,14 @@
 """An OpenCLIP ViT CLIP model from its weights file (safetensors, as the Hugging Face hub holds
-`open_clip_model.safetensors`): fine-tune it, LiT-train a text tower against its locked image
-tower, or evaluate it zero-shot, on a tfds dataset in its data_dir.
+`open_clip_model.safetensors`): fine-tune it on image-text data, or LiT-train a text tower
+against its locked image tower, evaluating zero-shot on labelled tfds datasets as it goes.
 
-  python -m contrastive.main --workdir=/tmp/b32_cifar10 --config=configs/openclip.py:\\
-      model=ViT-B-32,pretrained=open_clip_model.safetensors,data=cifar10,data_dir=/data/tfds,eval_only
+  python -m contrastive.main --workdir=/tmp/b32_coco --config=configs/openclip.py:\\
+      model=ViT-B-32,pretrained=open_clip_model.safetensors,data_dir=/data/tfds
   ... configs/openclip.py:...,lock_image     (LiT: the image tower locked, the text tower trained)
+  ... --config.eval.zero_shot_datasets='[{"name": "cifar10", "data_dir": "/data/tfds"}]'
 
-eval_only: one step at learning rate 0 (the weights stay exactly the imported ones), then the
-evaluation (zero-shot on data.eval_split with eval.templates, plus eval.zero_shot_datasets).
-quick_gelu for OpenAI's weights and `-quickgelu` model names.
+quick_gelu for OpenAI's weights and `-quickgelu` model names. The host sends (p - 0.5) / 0.5
+pixels; the model renormalises them to OpenAI's statistics (model.pixel_mean / pixel_std).
 """
 from configs import common
 from contrastive.convert.openclip import OPENAI_MEAN, OPENAI_STD

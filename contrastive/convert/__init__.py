@@ -13,5 +13,6 @@ from contrastive.convert.blocks import flatten, load_state_dict, save_state_dict
 from contrastive.convert.openclip import from_openclip, openclip_model, to_openclip
 from contrastive.convert.timm import from_timm, timm_vit, to_timm
 
-__all__ = ["big_vision_model", "from_big_vision", "to_big_vision", "flatten", "unflatten", "load_state_dict", "save_state_dict", "from_openclip", "openclip_model",
-           "to_openclip", "from_timm", "timm_vit", "to_timm"]
+__all__ = ["big_vision_model", "from_big_vision", "to_big_vision", "flatten", "unflatten",
+           "load_state_dict", "save_state_dict", "from_openclip", "openclip_model", "to_openclip",
+           "from_timm", "timm_vit", "to_timm"]

@@ -4,7 +4,8 @@ run (a clip_benchmark-style list), from config.eval.zero_shot_datasets: a tuple 
     {"name": "cifar10",           # a tfds dataset (or "digits") in its data_dir
      "data_dir": "/data/tfds",    # None: tfds' default
      "split": "test", "image_size": 32, "max_examples": 10000,
-     "templates": ("a photo of a {}.",) or "clip_imagenet",   # a prompt set shipped here
+     "templates": ("a photo of a {}.",) or "clip_imagenet",   # a shipped prompt set; the
+                                                               # default: eval.templates
      "class_names": () or "clip_imagenet"}                   # (): the dataset's own
 
 each reported as zero_shot/<name>[<split>]_top1 (and _top5). The prompt sets under assets/ are
@@ -48,7 +49,7 @@ def dataset_config(config, entry: dict):
     c.data.image_size = entry.get("image_size", config.data.image_size)
     from_set = lambda value, field: (prompt_set(value)[field] if isinstance(value, str)
                                      else tuple(value))
-    c.eval.templates = from_set(entry.get("templates", ()), "templates")
+    c.eval.templates = from_set(entry.get("templates", config.eval.templates), "templates")
     c.eval.class_names = from_set(entry.get("class_names", ()), "class_names")
     return c
 
