@@ -12,6 +12,8 @@ Writes under tests/convert/fixtures/, for each model NAME:
                     image_features / text_features (unnormalised, after the projection) or
                     features (timm: the pooled features of a num_classes=0 model)
   NAME.json         the constructor arguments and library versions
+and openclip_vit_gelu.pt: that state dict as an OpenCLIP training checkpoint written by
+torch.save ({"state_dict": {"module." + name: tensor}, "epoch": 3}).
 Made with torch 2.14, open_clip_torch 3.3.0, timm 1.0.31.
 """
 import json
@@ -22,7 +24,7 @@ import open_clip
 import timm
 import torch
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "convert" / "fixtures"
 BATCH = 4
@@ -106,6 +108,10 @@ def main():
     timm_fixture("timm_vit", seed=2, img_size=32, patch_size=8, embed_dim=32, depth=2,
                  num_heads=2)
     shapes_fixture("ViT-B-32")
+    # The same small model as torch.save writes it (.bin on the hub): read without torch.
+    sd = load_file(str(OUT / "openclip_vit_gelu.safetensors"))
+    torch.save({"state_dict": {f"module.{k}": v for k, v in sd.items()}, "epoch": 3},
+               OUT / "openclip_vit_gelu.pt")
     total = sum(p.stat().st_size for p in OUT.iterdir())
     print(f"wrote {len(list(OUT.iterdir()))} files, {total / 1e6:.2f} MB, to {OUT}")
 

@@ -11,10 +11,9 @@ import numpy as np
 
 
 def load_state_dict(path) -> dict[str, np.ndarray]:
-    """A checkpoint file as {name: float32/int numpy array}: `.safetensors` (read with
-    safetensors' numpy API: no torch) or `.npz`. PyTorch pickles (`.bin`, `.pt`) are refused:
-    unpickling them needs torch; convert them once with torch, e.g.
-    `safetensors.torch.save_file(torch.load(path), out)`."""
+    """A checkpoint file as {name: numpy array}, without torch: `.safetensors` (safetensors'
+    numpy API), `.npz`, or a `torch.save` zip (`.bin`, `.pt`, `.pth`) through a restricted
+    unpickler that builds only tensors and dicts (`convert.torch_pickle`)."""
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors.numpy import load_file
@@ -22,8 +21,10 @@ def load_state_dict(path) -> dict[str, np.ndarray]:
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    raise ValueError(f"checkpoint {path}: read .safetensors or .npz (a {path.suffix!r} torch "
-                     "pickle needs torch; save it as safetensors first)")
+    if path.suffix in (".bin", ".pt", ".pth"):
+        from contrastive.convert.torch_pickle import load_torch_pickle
+        return load_torch_pickle(path)
+    raise ValueError(f"checkpoint {path}: read .safetensors, .npz or a torch .bin/.pt/.pth")
 
 
 def save_state_dict(state: dict, path):

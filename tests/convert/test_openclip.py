@@ -102,15 +102,33 @@ def test_scanned_towers_take_the_same_weights():
                                   sd["transformer.resblocks.1.ln_1.bias"])
 
 
-def test_files_round_trip_and_torch_pickles_get_a_clear_error(tmp_path):
+def test_files_round_trip_and_torch_checkpoints_read_without_torch(tmp_path):
     _, sd, _ = _load(NAMES[1])
     convert.save_state_dict(sd, tmp_path / "m.safetensors")
     np.savez(tmp_path / "m.npz", **sd)
-    for path in (tmp_path / "m.safetensors", tmp_path / "m.npz"):
+    # torch.save's zip, as an OpenCLIP training checkpoint ({"state_dict": {"module."...}}).
+    for path in (tmp_path / "m.safetensors", tmp_path / "m.npz", FIXTURES / "openclip_vit_gelu.pt"):
         back = convert.load_state_dict(path)
-        assert set(back) == set(sd) and all(np.array_equal(back[k], sd[k]) for k in sd)
-    with pytest.raises(ValueError, match="safetensors"):
-        convert.load_state_dict(tmp_path / "open_clip_pytorch_model.bin")
+        assert set(back) == set(sd), path
+        for key in sd:
+            assert back[key].dtype == sd[key].dtype and np.array_equal(back[key], sd[key]), key
+    with pytest.raises(ValueError, match="read .safetensors"):
+        convert.load_state_dict(tmp_path / "model.ckpt")
+
+
+def test_a_torch_checkpoint_cannot_run_code(tmp_path):
+    """The restricted unpickler builds tensors and dicts only: a pickled call is refused."""
+    import pickle
+    import zipfile
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    with zipfile.ZipFile(tmp_path / "evil.bin", "w") as z:
+        z.writestr("evil/data.pkl", pickle.dumps({"w": Payload()}, protocol=2))
+    with pytest.raises(pickle.UnpicklingError, match="refusing .*print"):
+        convert.load_state_dict(tmp_path / "evil.bin")
 
 
 def test_the_openclip_config_builds_open_clips_vit_b32():
