@@ -32,15 +32,19 @@ def openclip_model(state_dict: dict, *, quick_gelu: bool, vision_heads: int | No
     width, _, patch, _ = sd["visual.conv1.weight"].shape
     text_width = sd["token_embedding.weight"].shape[1]
     act = "quick_gelu" if quick_gelu else "gelu"
+    vision_heads, text_heads = vision_heads or width // 64, text_heads or text_width // 64
+    if not (vision_heads and text_heads):
+        raise ValueError(f"widths {width} / {text_width} are below OpenCLIP's head width 64: "
+                         "pass vision_heads and text_heads")
     image = models.ViT(
         width=width, depth=B.depth(sd, "visual.transformer.resblocks."),
         mlp_dim=sd["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
-        num_heads=vision_heads or width // 64, patch_size=patch, pool="cls", posemb="learn",
+        num_heads=vision_heads, patch_size=patch, pool="cls", posemb="learn",
         act=act, norm_eps=1e-5, pre_norm=True, patch_bias=False, **overrides)
     text = models.TextTransformer(
         width=text_width, depth=B.depth(sd, "transformer.resblocks."),
         mlp_dim=sd["transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
-        num_heads=text_heads or text_width // 64, vocab_size=sd["token_embedding.weight"].shape[0],
+        num_heads=text_heads, vocab_size=sd["token_embedding.weight"].shape[0],
         max_len=sd["positional_embedding"].shape[0], causal=True, pool="eos", pad_id=0,
         mask_padding=False, act=act, norm_eps=1e-5, **overrides)
     return models.DualEncoder(image, text, embed_dim=sd["visual.proj"].shape[1],
