@@ -20,15 +20,16 @@ TIMM = Path(__file__).parents[1] / "convert" / "fixtures" / "timm_vit.safetensor
 
 @pytest.fixture(scope="module")
 def built():
-    """The task, a step-0 state (params only) and replicated shardings; the image tower shaped
-    like the timm fixture (tools/make_pretrained_fixtures.py)."""
+    """The task, a stand-in step-0 state (params only) and single-device shardings; the image
+    tower shaped like the timm fixture (tools/make_pretrained_fixtures.py)."""
     config = tiny_config("unused", batch_size=8, data__max_len=8)
     config.model.image_variant = "mu/8"
     config.model.image_options = dict(width=32, depth=2, mlp_dim=128, num_heads=2, act="gelu")
     task = task_lib.make_task(config, 64)
-    init = jax.jit(task.model.init)
-    params = nn.meta.unbox(init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)),
-                                jnp.ones((1, 8), jnp.int32)))["params"]
+    # Shapes only, filled with 1s (no init compile): the loader reads shapes and dtypes.
+    shapes = jax.eval_shape(task.model.init, jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)),
+                            jnp.ones((1, 8), jnp.int32))
+    params = jax.tree.map(lambda s: np.ones(s.shape, s.dtype), nn.meta.unbox(shapes)["params"])
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     state = state_lib.TrainState(step=0, params=params, model_state={}, opt_state=(),
                                  rng=jax.random.PRNGKey(0))
