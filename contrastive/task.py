@@ -14,6 +14,8 @@ import ml_collections
 from contrastive import models, parallel
 
 IMAGE_TOWERS = {"vit": models.vit, "resnet": models.resnet}
+VOCAB_MULTIPLE = 64
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 # The top-level parameters of each DualEncoder tower (locked together by optimizer.locked_towers).
 TOWER_PARAMS = {"image": ("image_tower", "image_head"), "text": ("text_tower", "text_head")}
 
@@ -25,8 +27,6 @@ def locked_params(towers) -> tuple:
             raise ValueError(f"optimizer.locked_towers: {tower!r} is not one of "
                              f"{', '.join(TOWER_PARAMS)}")
     return tuple(name for tower in towers for name in TOWER_PARAMS[tower])
-VOCAB_MULTIPLE = 64
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 @dataclasses.dataclass(frozen=True)
