@@ -10,9 +10,10 @@ Numpy only (safetensors' numpy API reads the files): no torch at run time.
 """
 from contrastive.convert.big_vision import big_vision_model, from_big_vision, to_big_vision
 from contrastive.convert.blocks import flatten, load_state_dict, save_state_dict, unflatten
+from contrastive.convert.formats import FILE_FORMATS, read_params
 from contrastive.convert.openclip import from_openclip, openclip_model, to_openclip
 from contrastive.convert.timm import from_timm, timm_vit, to_timm
 
 __all__ = ["big_vision_model", "from_big_vision", "to_big_vision", "flatten", "unflatten",
            "load_state_dict", "save_state_dict", "from_openclip", "openclip_model", "to_openclip",
-           "from_timm", "timm_vit", "to_timm"]
+           "from_timm", "timm_vit", "to_timm", "FILE_FORMATS", "read_params"]

@@ -12,7 +12,7 @@ import numpy as np
 from contrastive import checkpoint, convert
 from contrastive import task as task_lib
 
-FORMATS = ("run", "flat", "openclip", "big_vision", "timm")
+FORMATS = ("run", *convert.FILE_FORMATS)
 
 
 def _read(model_config, task, abstract_params) -> dict:
@@ -35,14 +35,7 @@ def _read(model_config, task, abstract_params) -> dict:
                                                  {"params": replicated})["params"]
         checkpoints.close()
         return jax.tree.map(np.asarray, params)
-    state_dict = convert.load_state_dict(path)
-    if fmt == "flat":
-        return convert.unflatten(state_dict)
-    if fmt == "openclip":
-        return convert.from_openclip(state_dict, task.model)
-    if fmt == "big_vision":
-        return convert.from_big_vision(state_dict, task.model)
-    return {"image_tower": convert.from_timm(state_dict, task.model.image_tower)}
+    return convert.read_params(path, fmt, task.model)
 
 
 def load_pretrained(state, model_config, task, shardings):
