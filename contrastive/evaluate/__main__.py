@@ -3,8 +3,9 @@
 
 Runs every evaluator on a run's checkpoint (the latest, or step S), prints a table and writes
 JSON (default DIR/evaluate_step{S}.json). With --config instead of --workdir: the config's
-evaluators on the weights file its model.pretrained names (a published model, as is). A mistake (no workdir, no checkpoint, an unknown step,
-classes without prompts) is one line on stderr and exit status 1.
+evaluators on the weights file its model.pretrained names (a published model, as is).
+A mistake (no workdir, no checkpoint, an unknown step, classes without prompts, a file that
+does not fit the config's model) is one line on stderr and exit status 1.
 """
 import json
 import sys
