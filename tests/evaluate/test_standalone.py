@@ -91,6 +91,7 @@ def test_table_is_aligned():
     assert lines[5] == "| tiny        |    2e-05 |"
 
 
+@pytest.mark.slow  # two full evaluations in-process on top of the trained run
 def test_a_weights_file_evaluates_like_the_checkpoint_it_came_from(trained_run, tmp_path):
     """evaluate_pretrained on the run's params written as a flat safetensors file gives the
     checkpoint's figures exactly (same process, same mesh); a misfit file is one line."""
