@@ -27,6 +27,10 @@ def openclip_model(state_dict: dict, *, quick_gelu: bool, vision_heads: int | No
     quick_gelu: True for OpenAI's weights and `*-quickgelu` models. `overrides` set tower
     fields both towers share (dtype, remat, scan, head_chunks)."""
     sd = state_dict
+    if "visual.conv1.weight" not in sd or "token_embedding.weight" not in sd:
+        raise ValueError("not an OpenCLIP ViT CLIP state dict (no visual.conv1.weight / "
+                         "token_embedding.weight; CustomTextCLIP, timm- or HF-tower models are "
+                         "not supported)")
     if any(".ls_1." in k for k in sd) or "visual.attn_pool.query" in sd:
         raise ValueError("layer scale / attentional pooling OpenCLIP models are not supported")
     width, _, patch, _ = sd["visual.conv1.weight"].shape
