@@ -8,7 +8,8 @@ setuptools.setup(
     "with a blockwise loss that never holds the N x N similarity matrix.",
     python_requires=">=3.11",
     packages=setuptools.find_packages(include=["contrastive", "contrastive.*"]),
-    package_data={"contrastive.data": ["assets/*.txt.gz"]},  # CLIP's BPE vocab (1.3 MB)
+    package_data={"contrastive.data": ["assets/*.txt.gz"],  # CLIP's BPE vocab (1.3 MB)
+                  "contrastive.evaluate": ["assets/*.json"]},  # CLIP's ImageNet prompts
     install_requires=[
         "jax>=0.10",
         "flax>=0.12",
@@ -30,6 +31,7 @@ setuptools.setup(
         "regex",  # CLIP's BPE pre-tokenizer uses \p{L} / \p{N} classes
         "pillow",  # tfds encodes/decodes images with it when TensorFlow is absent
         "importlib_resources",  # tfds 4.9 needs it to build package-defined datasets on 3.11
+        "safetensors",  # published checkpoints (OpenCLIP, timm), read with its numpy API: no torch
     ],
     extras_require={
         "dev": [

@@ -74,6 +74,19 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.num_views = 2  # two_view: augmented views per image; > 2 needs loss ntxent or supcon
     c.model.dtype = "float32"  # compute dtype ("bfloat16" for mixed precision; params float32)
     c.model.remat = False  # recompute block activations in the backward pass
+    c.model.head_bias = False  # image_text: projection heads with a bias (big_vision's SigLIP)
+    # image_text: the pixel statistics the model was trained with (OpenAI's for OpenCLIP ViTs);
+    # the host always sends (p - 0.5) / 0.5 and the model renormalises on the device.
+    c.model.pixel_mean = (0.5, 0.5, 0.5)
+    c.model.pixel_std = (0.5, 0.5, 0.5)
+    # Step-0 weights (fine-tuning, LiT): a .safetensors/.npz file or one of our runs' workdirs,
+    # read as pretrained_format "run" (a workdir: its last checkpoint), "flat" (our names,
+    # "image_tower/encoder/block0/..."), "openclip" (an OpenCLIP state dict; the towers must be
+    # built like it, see contrastive.convert.openclip), "big_vision" (a SigLIP two-tower .npz)
+    # or "timm" (a timm ViT: the image tower).
+    c.model.pretrained = config_dict.placeholder(str)
+    c.model.pretrained_format = "run"
+    c.model.pretrained_towers = ("image", "text")  # each with its head; both: also the scalars
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.learning_rate = 5e-4  # peak learning rate (AdamW)
@@ -84,6 +97,12 @@ def base_config() -> ml_collections.ConfigDict:
     c.optimizer.b2 = 0.98  # Adam second-moment decay
     c.optimizer.eps = 1e-6  # Adam epsilon
     c.optimizer.grad_clip_norm = 1.0  # clip the global gradient norm (0: off)
+    # Locking (LiT): "image" and/or "text": the tower and its head get no updates, no Adam
+    # moments and no backward pass. frozen_patterns: regexes fully matching parameter paths
+    # ("image_tower/encoder/block0/.*") that get no updates and no moments either.
+    c.optimizer.locked_towers = ()
+    c.optimizer.frozen_patterns = ()
+    c.optimizer.lr_multipliers = {}  # per tower, e.g. {"image": 0.1}: its learning rate x 0.1
 
     c.data = ml_collections.ConfigDict()
     # "digits" (embedded default), "webdataset" (tar shards), "csv", or a tfds dataset name
@@ -134,6 +153,10 @@ def base_config() -> ml_collections.ConfigDict:
     # Zero-shot prompts; "{}" is the class name. Empty: the digits caption templates.
     c.eval.templates = ()
     c.eval.class_names = ()  # zero-shot class names in label order; empty: the dataset's
+    # Zero-shot on other labelled datasets, each a dict {"name", "data_dir", "split",
+    # "image_size", "max_examples", "templates", "class_names"} (contrastive.evaluate.
+    # zero_shot_datasets; "clip_imagenet" names OpenAI's ImageNet class names / templates).
+    c.eval.zero_shot_datasets = ()
     return c
 
 

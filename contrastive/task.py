@@ -16,6 +16,17 @@ from contrastive import models, parallel
 IMAGE_TOWERS = {"vit": models.vit, "resnet": models.resnet}
 VOCAB_MULTIPLE = 64
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# The top-level parameters of each DualEncoder tower (locked together by optimizer.locked_towers).
+TOWER_PARAMS = {"image": ("image_tower", "image_head"), "text": ("text_tower", "text_head")}
+
+
+def locked_params(towers) -> tuple:
+    """The top-level parameter names of `towers` ("image", "text"); a one-line error else."""
+    for tower in towers:
+        if tower not in TOWER_PARAMS:
+            raise ValueError(f"optimizer.locked_towers: {tower!r} is not one of "
+                             f"{', '.join(TOWER_PARAMS)}")
+    return tuple(name for tower in towers for name in TOWER_PARAMS[tower])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,13 +38,18 @@ class ImageTextTask:
     model: models.DualEncoder
     max_scale: float
     learn_temperature: bool = True
+    locked: tuple = ()  # top-level params of locked towers (LiT): no gradient flows into them
 
     def inputs(self, batch):
         return batch["image"], batch["tokens"]
 
     def embed(self, params, model_state, batch, rng=None, train: bool = True):
         """((x, y), new model_state); x, y: (B, d) unit rows, float32. `rng` feeds dropout;
-        training updates batch-norm statistics (a ResNet image tower)."""
+        training updates batch-norm statistics (a ResNet image tower). A locked tower's params
+        enter through stop_gradient: their tangents are symbolic zeros, so autodiff builds no
+        backward pass (and keeps no activations) for the tower."""
+        params = {k: jax.lax.stop_gradient(v) if k in self.locked else v
+                  for k, v in params.items()}
         return _apply(self.model, params, model_state, self.inputs(batch), train, rng)
 
     def scale_and_bias(self, params):
@@ -142,8 +158,15 @@ def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None,
             dtype=dtype,
             mlp_head_dim=m.head_hidden_dim if m.mlp_head else 0,
             head_depth=m.head_depth,
+            head_bias=m.get("head_bias", False),
+            pixel_mean=tuple(m.get("pixel_mean", (0.5,) * 3)),
+            pixel_std=tuple(m.get("pixel_std", (0.5,) * 3)),
         )
-        return ImageTextTask(model, m.max_scale, m.learn_temperature)
+        locked = locked_params(config.optimizer.get("locked_towers", ()))
+        return ImageTextTask(model, m.max_scale, m.learn_temperature, locked)
+    if config.optimizer.get("locked_towers"):
+        raise ValueError("optimizer.locked_towers needs model.kind 'image_text' (two_view has "
+                         "one tower: lock it with optimizer.frozen_patterns)")
     if m.kind == "two_view":
         if isinstance(m.num_views, bool) or not isinstance(m.num_views, int) or m.num_views < 2:
             raise ValueError(f"model.num_views must be an int >= 2; got {m.num_views!r}")

@@ -1,6 +1,7 @@
 """Dependencies point one way: each layer of the package imports only the layers below it.
 
-    data, parallel, errors -> models -> losses -> task, checkpoint -> evaluate -> train -> main
+    data, parallel, errors -> models -> convert -> losses -> task, checkpoint -> evaluate -> train
+    -> main
 
 (parallel is the bottom utility every layer may use: meshes, rules, the ring). Packages in the
 same layer do not import each other. Experiments and tests may import the package, never the
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = [("data", "parallel", "errors"), ("models",), ("losses",), ("task", "checkpoint"), ("evaluate",),
+LAYERS = [("data", "parallel", "errors"), ("models",), ("convert",), ("losses",),
+          ("task", "checkpoint"), ("evaluate",),
           ("train",), ("main",)]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 

@@ -14,7 +14,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from contrastive import checkpoint, parallel
+from contrastive import checkpoint, convert, parallel
 from contrastive import task as task_lib
 from contrastive.data import from_config as data_lib
 from contrastive.data import pipeline
@@ -112,6 +112,38 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, mesh_shape: dict 
     step, state = _restore_variables(checkpoints, steps if step is None else [step], target)
     checkpoints.close()
     return step, evaluate(state)
+
+
+def evaluate_pretrained(config: ml_collections.ConfigDict, mesh_shape: dict | None = None):
+    """{metric: value} of `config`'s evaluators on the weights of the file
+    config.model.pretrained (format config.model.pretrained_format: flat, openclip or
+    big_vision), with no training step and no workdir: a published model evaluated as is."""
+    fmt = config.model.get("pretrained_format", "run")
+    if not config.model.get("pretrained") or fmt not in ("flat", "openclip", "big_vision"):
+        raise EvaluationError("evaluating a file needs model.pretrained and a pretrained_format "
+                              f"of flat, openclip or big_vision (got {fmt!r})")
+    mesh = parallel.make_mesh(dict(mesh_shape or config.mesh))
+    rules = parallel.with_overrides(config.sharding_rules)
+    tokenizer = data_lib.make_tokenizer(config) if config.model.kind == "image_text" else None
+    task = task_lib.make_task(config, tokenizer.vocab_size if tokenizer else None,
+                              getattr(tokenizer, "pad_id", 0))
+    try:
+        evaluate = suite.make_evaluator(config, task, mesh, rules, tokenizer)
+        params = convert.read_params(config.model.pretrained, fmt, task.model)
+    except ValueError as error:
+        raise EvaluationError(str(error)) from None
+    target = _abstract_variables(config, task, tokenizer, mesh, rules)["params"]
+    shapes = lambda tree: jax.tree.map(lambda a: tuple(a.shape), tree)
+    try:
+        same = shapes(params) == shapes(target)
+    except (KeyError, TypeError, ValueError):
+        same = False
+    if not same:
+        raise EvaluationError(f"{config.model.pretrained}: its parameters do not fit the model "
+                              "the config builds (names or shapes differ)")
+    placed = jax.tree.map(lambda v, t: jax.device_put(np.asarray(v, t.dtype), t.sharding),
+                          params, target)
+    return evaluate(types.SimpleNamespace(params=placed, model_state={}))
 
 
 def format_table(results: dict[str, float], title: str = "") -> str:

@@ -17,6 +17,7 @@ from contrastive.data import digits
 from contrastive.data import from_config as data_lib
 from contrastive.evaluate import embed as embed_lib
 from contrastive.evaluate import geometry, knn, linear_probe, retrieval, zero_shot
+from contrastive.evaluate import zero_shot_datasets
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,8 @@ def make_evaluator(config: ml_collections.ConfigDict, task, mesh, rules,
         embed_texts = batched(task.embed_texts)
         if e.zero_shot:
             steps.append(_zero_shot_step(config, labels, embed_texts, tokenizer))
+        steps += zero_shot_datasets.make_steps(config, embed_images, embed_texts, tokenizer,
+                                               class_prompts)
         if (e.retrieval or e.geometry) and evaluation["captions"] is None:
             log.warning("The eval split has no captions under %r: no retrieval or geometry.",
                         config.data.text_field)

@@ -21,7 +21,10 @@ class DualEncoder(nn.Module):
     -> relu] -> Dense(embed_dim), no batch norm ("Investigating the Benefits of Projection Head
     for Representation Learning", Xue et al. 2024; SimCLR's head without its BN).
     Towers are any modules called as tower(inputs, train) -> (B, D), with their own dtype;
-    `dtype` here is the heads' compute dtype.
+    `dtype` here is the heads' compute dtype. head_bias: projections with a bias (big_vision's
+    SigLIP heads; CLIP's have none). pixel_mean, pixel_std: how integer pixels are normalised
+    on the device, per channel, (p/255 - mean)/std (OpenCLIP's models want OpenAI's or
+    ImageNet's statistics, see `contrastive.convert`).
     """
 
     image_tower: nn.Module
@@ -33,6 +36,9 @@ class DualEncoder(nn.Module):
     param_dtype: Dtype = jnp.float32
     mlp_head_dim: int = 0  # 0: CLIP's linear projections; > 0: MLP heads of this hidden width
     head_depth: int = 2  # layers of the MLP heads
+    head_bias: bool = False
+    pixel_mean: tuple = (0.5, 0.5, 0.5)
+    pixel_std: tuple = (0.5, 0.5, 0.5)
 
     def setup(self):
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
@@ -40,7 +46,7 @@ class DualEncoder(nn.Module):
             head = lambda: MLPHead(self.mlp_head_dim, self.embed_dim, depth=self.head_depth,
                                    batch_norm=False, **kw)
         else:
-            head = lambda: LinearHead(self.embed_dim, **kw)
+            head = lambda: LinearHead(self.embed_dim, self.head_bias, **kw)
         self.image_head, self.text_head = head(), head()
         scalar = lambda value: nn.with_logical_partitioning(nn.initializers.constant(value), ())
         self.log_scale = self.param(
@@ -49,10 +55,17 @@ class DualEncoder(nn.Module):
         self.bias = self.param("bias", scalar(self.bias_init), (), self.param_dtype)
 
     def embed_images(self, images, train: bool = False):
-        """(B, H, W, C) -> (B, embed_dim) unit rows, float32. Integer (uint8) pixels are
-        normalised here, on the device, as the host does for float inputs: (p/255 - 0.5)/0.5."""
+        """(B, H, W, C) -> (B, embed_dim) unit rows, float32. Integer (uint8) pixels p are
+        normalised here, on the device: (p/255 - pixel_mean) / pixel_std. Float inputs are the
+        host's (p/255 - 0.5)/0.5; a model with other statistics (OpenCLIP's) renormalises
+        them to its own, so every data path feeds it what it was trained on."""
+        # One value for all channels stays a scalar (grayscale inputs broadcast against it).
+        per_channel = lambda v: v[0] if len(set(v)) == 1 else jnp.asarray(v, jnp.float32)
+        mean, std = per_channel(self.pixel_mean), per_channel(self.pixel_std)
         if jnp.issubdtype(images.dtype, jnp.integer):
-            images = (images.astype(jnp.float32) / 255.0 - 0.5) / 0.5
+            images = (images.astype(jnp.float32) / 255.0 - mean) / std
+        elif (tuple(self.pixel_mean), tuple(self.pixel_std)) != ((0.5,) * 3, (0.5,) * 3):
+            images = ((images * 0.5 + 0.5) - mean) / std
         return l2_normalize(self.image_head(self.image_tower(images, train), train))
 
     def embed_texts(self, tokens, train: bool = False):

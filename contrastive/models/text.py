@@ -28,7 +28,12 @@ class TextTransformer(nn.Module):
     Tokens equal to `pad_id` are padding: no position attends to them.
     causal: position i attends to positions <= i only (CLIP) instead of to all (SigLIP).
     pool: "eos", the features at the last non-padding token (CLIP's end-of-text token, since
-      CLIP pads with 0 after it), or "mean" over the non-padding tokens.
+      CLIP pads with 0 after it), "mean" over the non-padding tokens, or "last", the features
+      at the last position whatever it holds (big_vision's SigLIP).
+    mask_padding: False lets every position attend to padding tokens too, as OpenCLIP's and
+      big_vision's towers do (under a causal mask and "eos" pooling this changes nothing
+      unless pad_id occurs inside a text: CLIP's token 0 is "!").
+    act, norm_eps: the MLP nonlinearity and LayerNorm epsilon (see `ViT`).
     """
 
     width: int
@@ -45,12 +50,15 @@ class TextTransformer(nn.Module):
     remat: bool = False
     scan: bool = False  # Transformer.scan: the blocks as one nn.scan (pod-scale memory)
     head_chunks: int = 1  # Transformer.head_chunks: attention heads in sequential groups
+    mask_padding: bool = True
+    act: str = "gelu_tanh"
+    norm_eps: float = 1e-6
 
     @nn.compact
     def __call__(self, tokens, train: bool = False):
         del train  # no dropout in this tower
-        if self.pool not in ("eos", "mean"):
-            raise ValueError(f"pool must be 'eos' or 'mean', got {self.pool!r}")
+        if self.pool not in ("eos", "mean", "last"):
+            raise ValueError(f"pool must be 'eos', 'mean' or 'last', got {self.pool!r}")
         length = tokens.shape[-1]
         if length > self.max_len:
             raise ValueError(f"{length} tokens exceed max_len {self.max_len}")
@@ -74,9 +82,10 @@ class TextTransformer(nn.Module):
         x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
 
         valid = tokens != self.pad_id  # (B, L)
-        mask = valid[:, None, None, :]  # keys: (B, 1, 1, L)
+        mask = valid[:, None, None, :] if self.mask_padding else None  # keys: (B, 1, 1, L)
         if self.causal:
-            mask = mask & nn.make_causal_mask(tokens, dtype=bool)
+            causal = nn.make_causal_mask(tokens, dtype=bool)
+            mask = causal if mask is None else mask & causal
         x = Transformer(
             self.depth,
             self.mlp_dim,
@@ -86,12 +95,16 @@ class TextTransformer(nn.Module):
             self.remat,
             self.scan,
             self.head_chunks,
+            self.act,
+            self.norm_eps,
             name="encoder",
         )(x, mask)
 
         if self.pool == "eos":
             last = jnp.max(jnp.where(valid, jnp.arange(length), 0), axis=-1)  # (B,)
             x = jnp.take_along_axis(x, last[:, None, None], axis=1)[:, 0]
+        elif self.pool == "last":
+            x = x[:, -1]
         else:
             weights = valid.astype(x.dtype)[..., None]
             x = jnp.sum(x * weights, axis=1) / jnp.maximum(jnp.sum(weights, axis=1), 1)

@@ -16,6 +16,22 @@ Dtype = Any
 _kernel_init = nn.initializers.xavier_uniform()
 _zeros = nn.initializers.zeros_init()
 
+# The MLP's nonlinearity, by the name a model config gives it: big_vision uses flax's tanh
+# approximation of GELU (our default), OpenCLIP and timm the exact erf form, OpenAI's CLIP
+# weights x sigmoid(1.702 x) ("QuickGELU", Hendrycks & Gimpel 2016).
+ACTIVATIONS = {
+    "gelu_tanh": lambda x: nn.gelu(x, approximate=True),
+    "gelu": lambda x: nn.gelu(x, approximate=False),
+    "quick_gelu": lambda x: x * nn.sigmoid(1.702 * x),
+}
+
+
+def activation(name: str):
+    """The function ACTIVATIONS names; a one-line error for any other name."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"act must be one of {', '.join(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]
+
 
 class MultiHeadAttention(nn.Module):
     """softmax(Q K^T / sqrt(K) + mask) V per head, then an output projection.
@@ -97,11 +113,12 @@ def chunked_attention(q, k, v, mask, dtype, chunks: int = 1):
 
 
 class MlpBlock(nn.Module):
-    """x -> gelu(x W_1 + b_1) W_2 + b_2 with W_1: (D, F), W_2: (F, D)."""
+    """x -> act(x W_1 + b_1) W_2 + b_2 with W_1: (D, F), W_2: (F, D); act: see ACTIVATIONS."""
 
     mlp_dim: int
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    act: str = "gelu_tanh"
 
     @nn.compact
     def __call__(self, x):
@@ -114,7 +131,7 @@ class MlpBlock(nn.Module):
             bias_init=nn.with_logical_partitioning(_zeros, ("mlp",)),
             name="fc1",
         )(x)
-        x = nn.with_logical_constraint(nn.gelu(x), ("batch", "length", "mlp"))
+        x = nn.with_logical_constraint(activation(self.act)(x), ("batch", "length", "mlp"))
         return nn.Dense(
             width,
             dtype=self.dtype,
@@ -125,9 +142,11 @@ class MlpBlock(nn.Module):
         )(x)
 
 
-def layer_norm(dtype, param_dtype, name):
-    """LayerNorm over the last (embed) axis; flax keeps its statistics in float32."""
+def layer_norm(dtype, param_dtype, name, eps: float = 1e-6):
+    """LayerNorm over the last (embed) axis; flax keeps its statistics in float32. eps is
+    flax's and big_vision's 1e-6 by default; PyTorch models (OpenCLIP) use 1e-5."""
     return nn.LayerNorm(
+        epsilon=eps,
         dtype=dtype,
         param_dtype=param_dtype,
         scale_init=nn.with_logical_partitioning(nn.initializers.ones_init(), ("embed",)),
@@ -144,15 +163,17 @@ class EncoderBlock(nn.Module):
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
     head_chunks: int = 1
+    act: str = "gelu_tanh"
+    norm_eps: float = 1e-6
 
     @nn.compact
     def __call__(self, x, mask=None):
-        y = layer_norm(self.dtype, self.param_dtype, "ln1")(x)
+        y = layer_norm(self.dtype, self.param_dtype, "ln1", self.norm_eps)(x)
         y = MultiHeadAttention(self.num_heads, self.dtype, self.param_dtype, self.head_chunks,
                                name="attn")(y, y, mask)
         x = nn.with_logical_constraint(x + y, ("batch", "length", "embed"))
-        y = layer_norm(self.dtype, self.param_dtype, "ln2")(x)
-        y = MlpBlock(self.mlp_dim, self.dtype, self.param_dtype, name="mlp")(y)
+        y = layer_norm(self.dtype, self.param_dtype, "ln2", self.norm_eps)(x)
+        y = MlpBlock(self.mlp_dim, self.dtype, self.param_dtype, self.act, name="mlp")(y)
         return nn.with_logical_constraint(x + y, ("batch", "length", "embed"))
 
 
@@ -174,6 +195,7 @@ class Transformer(nn.Module):
     block input per layer and one block's working set (unrolled, the TPU compile of ViT-B/16
     kept several blocks' internals live at once), and compiles one block instead of `depth`.
     head_chunks: attention's heads in this many sequential groups (`chunked_attention`).
+    act, norm_eps: the MLP's nonlinearity (ACTIVATIONS) and the LayerNorms' epsilon.
     """
 
     depth: int
@@ -184,10 +206,13 @@ class Transformer(nn.Module):
     remat: bool = False
     scan: bool = False
     head_chunks: int = 1
+    act: str = "gelu_tanh"
+    norm_eps: float = 1e-6
 
     @nn.compact
     def __call__(self, x, mask=None):
-        fields = (self.mlp_dim, self.num_heads, self.dtype, self.param_dtype, self.head_chunks)
+        fields = (self.mlp_dim, self.num_heads, self.dtype, self.param_dtype, self.head_chunks,
+                  self.act, self.norm_eps)
         if self.scan:
             block = nn.remat(_ScannedBlock, prevent_cse=False) if self.remat else _ScannedBlock
             blocks = nn.scan(
@@ -200,4 +225,4 @@ class Transformer(nn.Module):
             block = nn.remat(EncoderBlock) if self.remat else EncoderBlock
             for i in range(self.depth):
                 x = block(*fields, name=f"block{i}")(x, mask)
-        return layer_norm(self.dtype, self.param_dtype, "final_norm")(x)
+        return layer_norm(self.dtype, self.param_dtype, "final_norm", self.norm_eps)(x)

@@ -71,6 +71,8 @@ class MAPHead(nn.Module):
     num_heads: int
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    act: str = "gelu_tanh"
+    norm_eps: float = 1e-6
 
     @nn.compact
     def __call__(self, x):
@@ -83,8 +85,8 @@ class MAPHead(nn.Module):
         )
         probe = jnp.broadcast_to(probe.astype(self.dtype), (x.shape[0], 1, width))
         z = MultiHeadAttention(self.num_heads, self.dtype, self.param_dtype, name="attn")(probe, x)
-        y = layer_norm(self.dtype, self.param_dtype, "ln")(z)
-        z = z + MlpBlock(self.mlp_dim, self.dtype, self.param_dtype, name="mlp")(y)
+        y = layer_norm(self.dtype, self.param_dtype, "ln", self.norm_eps)(z)
+        z = z + MlpBlock(self.mlp_dim, self.dtype, self.param_dtype, self.act, name="mlp")(y)
         return z[:, 0]
 
 
@@ -96,6 +98,10 @@ class ViT(nn.Module):
     posemb: "learn" (a learned table, fixed to the init image size) or "sincos2d" (fixed).
     patch_dropout: in training, the fraction of patch tokens dropped at random per example
       (FLIP, `drop_patches`; 0.5 halves the encoder's tokens); needs a "dropout" rng. 0: off.
+    Options published models need (defaults are big_vision's): act, the MLP nonlinearity
+    ("gelu" for OpenCLIP and timm, "quick_gelu" for OpenAI's CLIP); norm_eps (1e-5 for
+    PyTorch models); pre_norm, a LayerNorm on the embedded tokens before the first block
+    (CLIP's ln_pre); patch_bias=False, a patch projection without bias (CLIP's conv1).
     """
 
     width: int
@@ -111,6 +117,10 @@ class ViT(nn.Module):
     scan: bool = False  # Transformer.scan: the blocks as one nn.scan (pod-scale memory)
     head_chunks: int = 1  # Transformer.head_chunks: attention heads in sequential groups
     patch_dropout: float = 0.0
+    act: str = "gelu_tanh"
+    norm_eps: float = 1e-6
+    pre_norm: bool = False
+    patch_bias: bool = True
 
     @nn.compact
     def __call__(self, images, train: bool = False):
@@ -126,6 +136,7 @@ class ViT(nn.Module):
             (p, p),
             strides=(p, p),
             padding="VALID",
+            use_bias=self.patch_bias,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
             kernel_init=nn.with_logical_partitioning(
@@ -161,6 +172,8 @@ class ViT(nn.Module):
         if train and self.patch_dropout:
             x = drop_patches(x, self.patch_dropout, self.make_rng("dropout"),
                              num_prefix=int(self.pool == "cls"))
+        if self.pre_norm:
+            x = layer_norm(self.dtype, self.param_dtype, "pre_norm", self.norm_eps)(x)
         x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
 
         x = Transformer(
@@ -172,6 +185,8 @@ class ViT(nn.Module):
             self.remat,
             self.scan,
             self.head_chunks,
+            self.act,
+            self.norm_eps,
             name="encoder",
         )(x)
 
@@ -180,7 +195,8 @@ class ViT(nn.Module):
         elif self.pool == "gap":
             x = jnp.mean(x, axis=1)
         else:
-            x = MAPHead(self.mlp_dim, self.num_heads, self.dtype, self.param_dtype, name="map")(x)
+            x = MAPHead(self.mlp_dim, self.num_heads, self.dtype, self.param_dtype, self.act,
+                        self.norm_eps, name="map")(x)
         return nn.with_logical_constraint(x, ("batch", "embed"))
 
 

@@ -20,7 +20,7 @@ from contrastive import task as task_lib
 from contrastive.data import from_config as data_lib
 from contrastive.errors import UserError
 from contrastive.evaluate import suite
-from contrastive.train import events, losses, observe, records, validate
+from contrastive.train import events, losses, observe, pretrained, records, validate
 from contrastive.train import state as state_lib
 from contrastive.train import step as step_lib
 from contrastive.train import workdir as workdir_lib
@@ -107,6 +107,8 @@ def _train(config, workdir: str, mesh, data, checkpointer, started: float) -> di
     restored = checkpointer.restore(state_lib.abstract_state(init_fn, shardings))
     if restored is None:
         first_step, state = 0, state_lib.init_state(init_fn, shardings, config.seed, mesh, rules)
+        if config.model.get("pretrained"):  # step-0 weights from a file or run (LiT, fine-tuning)
+            state = pretrained.load_pretrained(state, config.model, task, shardings)
     else:
         first_step, state, data_state = restored
         data.iterator.set_state(data_state)

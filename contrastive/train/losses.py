@@ -108,8 +108,9 @@ def _supcon(x, y, scale, *, labels, decoupled=False, **kw):
 
 
 def _cwcl(x, y, scale, **kw):
-    """The trainer has no separately pre-trained tower, so x's own embeddings, detached, give
-    the intra-modal similarities (a self-distilled CWCL)."""
+    """x's embeddings, detached, give the intra-modal similarities: with the image tower
+    pretrained and locked (configs/lit.py:loss=cwcl) they are the frozen tower's, as in the
+    paper; without a locked tower this is a self-distilled CWCL."""
     return losses.cwcl_loss(x, y, scale, jax.lax.stop_gradient(x), **kw)
 
 

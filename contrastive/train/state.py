@@ -2,6 +2,7 @@
 and the step-0 state initialised straight into that layout (abstract first: shapes and
 shardings cost nothing, then either orbax restores into them or one jitted init materialises
 each shard on its own device)."""
+import re
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -61,12 +62,71 @@ def weight_decay_mask(params):
     return jax.tree_util.tree_map_with_path(decayed, params)
 
 
+FROZEN = "frozen"
+_group = lambda multiplier: f"lr*{float(multiplier):g}"  # a label (pytree keys must sort)
+
+
+def check_locking(config: ml_collections.ConfigDict) -> None:
+    """One-line errors for optimizer.locked_towers / frozen_patterns / lr_multipliers."""
+    task_lib.locked_params(config.get("locked_towers", ()))
+    for pattern in config.get("frozen_patterns", ()):
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise ValueError(f"optimizer.frozen_patterns: {pattern!r} is no regex ({e})") from None
+    for tower, value in dict(config.get("lr_multipliers", {})).items():
+        if tower not in task_lib.TOWER_PARAMS or not value >= 0:
+            raise ValueError(f"optimizer.lr_multipliers: {tower!r}: {value!r} needs a tower in "
+                             f"{', '.join(task_lib.TOWER_PARAMS)} and a multiplier >= 0")
+
+
+def param_labels(params, config: ml_collections.ConfigDict):
+    """Each leaf's optimiser group: FROZEN for leaves of a locked tower or whose path
+    ("image_tower/encoder/block0/attn/query_kernel") fully matches a frozen pattern, else its
+    tower's learning-rate multiplier (1.0 for other parameters)."""
+    locked = set(task_lib.locked_params(config.get("locked_towers", ())))
+    patterns = [re.compile(p) for p in config.get("frozen_patterns", ())]
+    multipliers = {name: float(m) for t, m in dict(config.get("lr_multipliers", {})).items()
+                   for name in task_lib.TOWER_PARAMS[t]}
+    used = set()
+
+    def label(path, _):
+        keys = [str(getattr(k, "key", k)) for k in path]
+        hits = {p.pattern for p in patterns if p.fullmatch("/".join(keys))}
+        used.update(hits)
+        if keys[0] in locked or hits:
+            return FROZEN
+        return _group(multipliers.get(keys[0], 1.0))
+
+    labels = jax.tree_util.tree_map_with_path(label, params)
+    unused = [p.pattern for p in patterns if p.pattern not in used]
+    if unused:
+        raise ValueError(f"optimizer.frozen_patterns: {unused[0]!r} matches no parameter path "
+                         "(paths look like 'image_tower/encoder/block0/attn/query_kernel')")
+    return labels
+
+
 def make_optimizer(config: ml_collections.ConfigDict, total_steps: int):
     """(optimizer, schedule): global-norm clipping (if grad_clip_norm > 0), then AdamW with
-    decoupled weight decay on the masked parameters."""
+    decoupled weight decay on the masked parameters.
+
+    Locking (LiT, Zhai et al. 2022): parameters of `locked_towers` or matching
+    `frozen_patterns` go to optax.set_to_zero under optax.multi_transform, so they get zero
+    updates and no Adam moments; `lr_multipliers` scale a tower's learning rate (and so its
+    decoupled decay, which AdamW multiplies by the rate)."""
     schedule = learning_rate_schedule(config, total_steps)
-    adamw = optax.adamw(schedule, b1=config.b1, b2=config.b2, eps=config.eps,
-                        weight_decay=config.weight_decay, mask=weight_decay_mask)
+    check_locking(config)
+    adamw_with = lambda lr: optax.adamw(lr, b1=config.b1, b2=config.b2, eps=config.eps,
+                                        weight_decay=config.weight_decay,
+                                        mask=weight_decay_mask)
+    adamw = adamw_with(schedule)
+    if (config.get("locked_towers") or config.get("frozen_patterns")
+            or config.get("lr_multipliers")):
+        groups = {1.0, *map(float, dict(config.get("lr_multipliers", {})).values())}
+        scaled = lambda m: schedule if m == 1.0 else (lambda t: m * schedule(t))
+        adamw = optax.multi_transform(
+            {FROZEN: optax.set_to_zero(), **{_group(m): adamw_with(scaled(m)) for m in groups}},
+            lambda params: param_labels(params, config))
     if config.grad_clip_norm > 0:
         return optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), adamw), schedule
     return adamw, schedule
@@ -88,11 +148,24 @@ def make_init_fn(task, optimizer, inputs, loss_state=None) -> Callable[[jax.Arra
 
 
 def _opt_state_shardings(abstract_opt_state, params_shardings, params_treedef, replicated):
-    """Every copy of the parameter tree inside the optimiser state (Adam's moments) is laid out
-    like the parameters; everything else (counts) is replicated."""
-    is_params_copy = lambda node: jax.tree.structure(node) == params_treedef
-    return jax.tree.map(lambda node: params_shardings if is_params_copy(node) else replicated,
-                        abstract_opt_state, is_leaf=is_params_copy)
+    """Every copy of the parameter tree inside the optimiser state (Adam's moments), whole or
+    with locked leaves masked out (optax.MaskedNode, under multi_transform), is laid out like
+    the parameters; everything else (counts) is replicated."""
+    masked = lambda node: isinstance(node, optax.MaskedNode)
+
+    def is_params_copy(node):
+        if masked(node) or not jax.tree.leaves(node, is_leaf=masked):
+            return False
+        filled = jax.tree.map(lambda _: 0, node, is_leaf=masked)
+        return jax.tree.structure(filled) == params_treedef
+
+    def layout(node):
+        if not is_params_copy(node):
+            return jax.tree.map(lambda _: replicated, node)
+        return jax.tree.map(lambda leaf, sharding: leaf if masked(leaf) else sharding,
+                            node, params_shardings, is_leaf=masked)
+
+    return jax.tree.map(layout, abstract_opt_state, is_leaf=is_params_copy)
 
 
 def state_shardings(task, init_fn, inputs, mesh, rules) -> TrainState:

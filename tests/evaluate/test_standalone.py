@@ -89,3 +89,34 @@ def test_table_is_aligned():
     assert len({len(line) for line in lines[1:]}) == 1  # every row the same width
     assert lines[3] == "| a           |   0.5000 |"
     assert lines[5] == "| tiny        |    2e-05 |"
+
+
+@pytest.mark.slow  # two full evaluations in-process on top of the trained run
+def test_a_weights_file_evaluates_like_the_checkpoint_it_came_from(trained_run, tmp_path):
+    """evaluate_pretrained on the run's params written as a flat safetensors file gives the
+    checkpoint's figures exactly (same process, same mesh); a misfit file is one line."""
+    import jax
+    import numpy as np
+
+    from contrastive import convert, parallel
+    from contrastive import task as task_lib
+    from contrastive.data import from_config as data_lib
+
+    config = standalone.load_run_config(str(trained_run))
+    mesh, rules = parallel.make_mesh({"data": -1}), parallel.with_overrides({})
+    tokenizer = data_lib.make_tokenizer(config)
+    task = task_lib.make_task(config, tokenizer.vocab_size, tokenizer.pad_id)
+    target = standalone._abstract_variables(config, task, tokenizer, mesh, rules)
+    checkpoints = standalone._checkpoints(str(trained_run))
+    state = standalone._restore_variables(checkpoints, 4, target)
+    checkpoints.close()
+    path = tmp_path / "weights.safetensors"
+    convert.save_state_dict(convert.flatten(jax.tree.map(np.asarray, state.params)), path)
+
+    step, expected = standalone.evaluate_checkpoint(str(trained_run), 4, {"data": -1})
+    config = standalone._every_evaluator(config)
+    config.model.pretrained, config.model.pretrained_format = str(path), "flat"
+    assert standalone.evaluate_pretrained(config, {"data": -1}) == expected
+    convert.save_state_dict({"image_tower/cls": np.zeros((1, 1, 3), np.float32)}, path)
+    with pytest.raises(standalone.EvaluationError, match="do not fit the model"):
+        standalone.evaluate_pretrained(config, {"data": -1})

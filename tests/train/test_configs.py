@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import basic, clip, common, digits_clip, digits_siglip, digits_simclr, siglip, simclr
+from configs import (basic, clip, common, digits_clip, digits_siglip, digits_simclr, lit, openclip,
+                     siglip, simclr)
 from contrastive import task as task_lib
 from contrastive.train import state
 
@@ -13,6 +14,7 @@ CONFIGS = {
     "digits_simclr": (digits_simclr, None), "clip": (clip, "vit_b16,batch=65536"),
     "clip_l14": (clip, "vit_l14"), "siglip": (siglip, None), "basic": (basic, "micro=8"),
     "simclr_imagenet": (simclr, "imagenet"), "simclr_cifar10": (simclr, "cifar10"),
+    "lit": (lit, "pretrained=/tmp/run"), "openclip": (openclip, "model=ViT-B-16,lock_image"),
 }
 
 
