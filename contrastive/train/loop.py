@@ -108,7 +108,10 @@ def _train(config, workdir: str, mesh, data, checkpointer, started: float) -> di
     if restored is None:
         first_step, state = 0, state_lib.init_state(init_fn, shardings, config.seed, mesh, rules)
         if config.model.get("pretrained"):  # step-0 weights from a file or run (LiT, fine-tuning)
-            state = pretrained.load_pretrained(state, config.model, task, shardings)
+            try:
+                state = pretrained.load_pretrained(state, config.model, task, shardings)
+            except ValueError as error:  # a file that does not fit the model: a config mistake
+                raise UserError(f"config.{error}") from error
     else:
         first_step, state, data_state = restored
         data.iterator.set_state(data_state)

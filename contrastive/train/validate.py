@@ -13,6 +13,7 @@ from contrastive import task as task_lib
 from contrastive.data import webdataset_source
 from contrastive.errors import UserError
 from contrastive.train import losses, observe
+from contrastive.train import state as state_lib
 
 # (field, kind, lowest allowed, highest allowed or None)
 INT, FLOAT = "integer", "number"
@@ -133,6 +134,12 @@ def check(config):
                         f"loss ({multi}); config.loss={config.loss!r} compares two views")
     try:
         observe.parse_profile_steps(config.profile_steps)
+        task_lib.make_task(config)  # model options, locked towers, temperatures
+        state_lib.make_optimizer(config.optimizer, config.total_steps)  # frozen patterns, rates
     except ValueError as error:
-        raise UserError(str(error)) from None
+        raise UserError(str(error) if str(error).startswith("config.")
+                        else f"config: {error}") from None
+    pretrained = config.model.get("pretrained")
+    if pretrained and not os.path.exists(os.path.expanduser(pretrained)):
+        raise UserError(f"config.model.pretrained: no such file or run {pretrained}")
     return mesh
