@@ -18,7 +18,7 @@ def _stack_blocks(params, depth):
     return params
 
 
-@pytest.mark.parametrize("remat", [False, True])
+@pytest.mark.parametrize("remat", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_scan_equals_unrolled(remat):
     depth, x = 3, jax.random.normal(jax.random.PRNGKey(1), (2, 5, 16))
     mask = nn.make_causal_mask(jnp.ones((2, 5)), dtype=bool)

@@ -33,7 +33,7 @@ MOMENTS = {  # name: what the workdir shows at that moment
     and not (w / "eval.jsonl").exists(),
     "final_save": lambda w: _saving(w, STEPS),
 }
-SLOW = ("startup", "final_evaluation", "final_save")
+SLOW = ("startup", "during_a_save", "final_evaluation", "final_save")
 
 
 @pytest.mark.parametrize("moment", [pytest.param(m, marks=pytest.mark.slow) if m in SLOW else m

@@ -24,7 +24,7 @@ def test_micro_batches_interleave_rows_and_merge_back():
         accumulate.split_microbatches(batch, 5)
 
 
-@pytest.mark.parametrize("loss_name", ["clip", "siglip"])
+@pytest.mark.parametrize("loss_name", ["clip", pytest.param("siglip", marks=pytest.mark.slow)])
 def test_four_micro_batches_give_the_full_batch_gradient(digits_data_dir, loss_name):
     config = tiny_config(digits_data_dir, loss=loss_name, batch_size=32)
     mesh = parallel.make_mesh(MESH)

@@ -44,7 +44,9 @@ def test_one_step_of_digits_clip_writes_every_output(tmp_path, digits_data_dir):
     assert json.loads(tensorboard_text(tmp_path, "config")[0][1])["total_steps"] == 1
 
 
-@pytest.mark.parametrize("module", [digits_siglip, digits_simclr], ids=["siglip", "simclr"])
+@pytest.mark.parametrize("module", [digits_siglip,
+                                    pytest.param(digits_simclr, marks=pytest.mark.slow)],
+                         ids=["siglip", "simclr"])
 def test_other_digits_configs_train_two_steps(tmp_path, digits_data_dir, module):
     config = module.get_config("runlocal")
     config.total_steps = 2
