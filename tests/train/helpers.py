@@ -59,7 +59,10 @@ def cli_flags(config, base=None, prefix="config.") -> list[str]:
 def device_env(num_devices: int) -> dict:
     env = dict(os.environ)
     env["JAX_PLATFORMS"] = "cpu"
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={num_devices}"
+    others = [f for f in env.get("XLA_FLAGS", "").split()
+              if "xla_force_host_platform_device_count" not in f]  # e.g. conftest's codegen
+    env["XLA_FLAGS"] = " ".join([f"--xla_force_host_platform_device_count={num_devices}",
+                                 *others])
     env["PYTHONPATH"] = str(ROOT)
     return env
 
