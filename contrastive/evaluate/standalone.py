@@ -87,14 +87,10 @@ def _every_evaluator(config) -> ml_collections.ConfigDict:
     return config
 
 
-def evaluate_checkpoint(workdir: str, step: int | None = None, mesh_shape: dict | None = None):
-    """(step, {metric: value}) of every evaluator on the checkpoint at `step` (None: latest)."""
-    config = _every_evaluator(load_run_config(workdir))
-    checkpoints = _checkpoints(workdir)
-    steps = checkpoints.steps()
-    if step is not None and step not in steps:
-        raise EvaluationError(f"no checkpoint at step {step} in {checkpoints.directory}; "
-                              f"available steps: {', '.join(map(str, steps))}")
+def _evaluation(config, mesh_shape: dict | None):
+    """(mesh, rules, tokenizer, task, evaluator) for `config` on `mesh_shape` (default: the
+    config's mesh); a mesh that does not fit or a config that cannot be evaluated (e.g. classes
+    lacking prompts) is an EvaluationError."""
     try:
         mesh = parallel.make_mesh(dict(mesh_shape or config.mesh))
     except ValueError as error:
@@ -106,8 +102,20 @@ def evaluate_checkpoint(workdir: str, step: int | None = None, mesh_shape: dict 
                               getattr(tokenizer, "pad_id", 0))
     try:
         evaluate = suite.make_evaluator(config, task, mesh, rules, tokenizer)
-    except ValueError as error:  # a config that cannot be evaluated, e.g. classes lacking prompts
+    except ValueError as error:
         raise EvaluationError(str(error)) from None
+    return mesh, rules, tokenizer, task, evaluate
+
+
+def evaluate_checkpoint(workdir: str, step: int | None = None, mesh_shape: dict | None = None):
+    """(step, {metric: value}) of every evaluator on the checkpoint at `step` (None: latest)."""
+    config = _every_evaluator(load_run_config(workdir))
+    checkpoints = _checkpoints(workdir)
+    steps = checkpoints.steps()
+    if step is not None and step not in steps:
+        raise EvaluationError(f"no checkpoint at step {step} in {checkpoints.directory}; "
+                              f"available steps: {', '.join(map(str, steps))}")
+    mesh, rules, tokenizer, task, evaluate = _evaluation(config, mesh_shape)
     target = _abstract_variables(config, task, tokenizer, mesh, rules)
     step, state = _restore_variables(checkpoints, steps if step is None else [step], target)
     checkpoints.close()
@@ -122,13 +130,8 @@ def evaluate_pretrained(config: ml_collections.ConfigDict, mesh_shape: dict | No
     if not config.model.get("pretrained") or fmt not in ("flat", "openclip", "big_vision"):
         raise EvaluationError("evaluating a file needs model.pretrained and a pretrained_format "
                               f"of flat, openclip or big_vision (got {fmt!r})")
-    mesh = parallel.make_mesh(dict(mesh_shape or config.mesh))
-    rules = parallel.with_overrides(config.sharding_rules)
-    tokenizer = data_lib.make_tokenizer(config) if config.model.kind == "image_text" else None
-    task = task_lib.make_task(config, tokenizer.vocab_size if tokenizer else None,
-                              getattr(tokenizer, "pad_id", 0))
+    mesh, rules, tokenizer, task, evaluate = _evaluation(config, mesh_shape)
     try:
-        evaluate = suite.make_evaluator(config, task, mesh, rules, tokenizer)
         params = convert.read_params(config.model.pretrained, fmt, task.model)
     except ValueError as error:
         raise EvaluationError(str(error)) from None
