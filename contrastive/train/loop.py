@@ -71,16 +71,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         if lock.took_over:
             log.warning("Took over the lock of process %s on %s, which is gone.",
                         lock.took_over.get("pid"), lock.took_over.get("host"))
+        saved = workdir_lib.read_json(os.path.join(workdir, "config.json"))
+        if saved is not None:
+            for change in workdir_lib.check_rerun(saved, json.loads(config.to_json()), workdir):
+                log.warning("Resuming with a changed setting: %s", change)
         summary = workdir_lib.read_json(os.path.join(workdir, "summary.json"))
         if summary and summary.get("step", 0) >= config.total_steps:
             if jax.process_index() == 0:
                 print(f"{workdir} already finished at step {summary['step']}; nothing to do: "
                       + ", ".join(f"{k}={v}" for k, v in summary.items()), flush=True)
             return summary
-        saved = workdir_lib.read_json(os.path.join(workdir, "config.json"))
-        if saved is not None:
-            for change in workdir_lib.check_rerun(saved, json.loads(config.to_json()), workdir):
-                log.warning("Resuming with a changed setting: %s", change)
         try:
             data = data_lib.make_train_data(config, parallel.batch_sharding(mesh))
         except (ValueError, FileNotFoundError) as error:  # the data named cannot be read

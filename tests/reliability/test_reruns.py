@@ -36,8 +36,7 @@ def test_a_finished_run_rerun_is_a_no_op_that_prints_its_summary(run_config, cop
 ])
 def test_a_change_of_recipe_is_refused_naming_the_fields(run_config, copy_of_finished, field,
                                                          value, said):
-    (copy_of_finished / "summary.json").unlink()  # an unfinished run: it would resume
-    before = snapshot(copy_of_finished)
+    before = snapshot(copy_of_finished)  # finished or not, the change is said and refused
     config = run_config.copy_and_resolve_references()
     section, _, leaf = field.rpartition(".")
     (config[section] if section else config)[leaf] = value
