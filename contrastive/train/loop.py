@@ -94,15 +94,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             data.iterator.close()
 
 
+def _config_error(config, error: ValueError) -> Exception:
+    """A UserError if the message names a config field ("optimizer.frozen_patterns: ..."), as
+    the model's and the optimiser's checks do; any other ValueError stays what it was."""
+    if str(error).split(".", 1)[0] in config:
+        return UserError(f"config.{error}")
+    return error
+
+
 def _train(config, workdir: str, mesh, data, checkpointer, started: float) -> dict:
     """The loop itself, on checked inputs: restore or initialise, then step, log, evaluate
     and save until config.total_steps."""
     is_writer = jax.process_index() == 0
     rules = parallel.with_overrides(config.sharding_rules)
     profiler = observe.Profiler(config.profile_steps, os.path.join(workdir, "tensorboard"))
-    task, init_fn, shardings, train_step = build_train_step(
-        config, mesh, data.example, data.tokenizer.vocab_size if data.tokenizer else None,
-        data.num_examples, getattr(data.tokenizer, "pad_id", 0))
+    try:
+        task, init_fn, shardings, train_step = build_train_step(
+            config, mesh, data.example, data.tokenizer.vocab_size if data.tokenizer else None,
+            data.num_examples, getattr(data.tokenizer, "pad_id", 0))
+    except ValueError as error:  # e.g. a frozen pattern that matches no parameter of the model
+        raise _config_error(config, error) from error
 
     restored = checkpointer.restore(state_lib.abstract_state(init_fn, shardings))
     if restored is None:
@@ -110,8 +121,8 @@ def _train(config, workdir: str, mesh, data, checkpointer, started: float) -> di
         if config.model.get("pretrained"):  # step-0 weights from a file or run (LiT, fine-tuning)
             try:
                 state = pretrained.load_pretrained(state, config.model, task, shardings)
-            except ValueError as error:  # a file that does not fit the model: a config mistake
-                raise UserError(f"config.{error}") from error
+            except ValueError as error:  # a file that does not fit the model
+                raise _config_error(config, error) from error
     else:
         first_step, state, data_state = restored
         data.iterator.set_state(data_state)

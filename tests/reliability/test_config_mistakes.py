@@ -62,6 +62,16 @@ def test_missing_data_is_one_line_before_the_workdir_exists(run_config, tmp_path
     assert not (tmp_path / "run").exists()
 
 
+def test_a_frozen_pattern_that_matches_nothing_is_one_line(run_config, tmp_path):
+    """Checked against the model's parameter paths, so only once the model is built."""
+    config = run_config.copy_and_resolve_references()
+    config.optimizer.frozen_patterns = ("imgae_tower/.*",)
+    with pytest.raises(UserError, match="config.optimizer.frozen_patterns: 'imgae_tower/.*' "
+                                        "matches no parameter path"):
+        loop.train_and_evaluate(config, str(tmp_path / "run"))
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
 def _cli(*args, module="contrastive.main"):
     return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=device_env(8),
                           capture_output=True, text=True, timeout=300)
