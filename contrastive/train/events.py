@@ -22,6 +22,8 @@ from tensorboardX import summary
 from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto import event_pb2
 
+from contrastive.train import records as records_lib
+
 FLUSH_SECONDS = 10  # a watched run's curves are at most this late (and flushed at each save)
 
 
@@ -50,10 +52,7 @@ def truncate_after(logdir: str, step: int) -> int:
                 if event_pb2.Event.FromString(payload).step <= step]
         if sum(map(len, kept)) != os.path.getsize(path):
             removed += len(records) - len(kept)
-            temporary = f"{path}.tmp{os.getpid()}"
-            with open(temporary, "wb") as f:
-                f.write(b"".join(kept))
-            os.replace(temporary, path)
+            records_lib.write_atomically(path, b"".join(kept))
     return removed
 
 

@@ -9,13 +9,13 @@ import os
 from matplotlib.figure import Figure
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Writes `text` to a temporary file beside `path`, then renames it over `path`: a reader
-    (or a crash) sees the old file or the new one, never a half-written one."""
+def write_atomically(path: str, content: str | bytes) -> None:
+    """Writes `content` (text or bytes) to a temporary file beside `path`, then renames it over
+    `path`: a reader (or a crash) sees the old file or the new one, never a half-written one."""
     temporary = f"{path}.tmp{os.getpid()}"
     try:
-        with open(temporary, "w") as f:
-            f.write(text)
+        with open(temporary, "wb" if isinstance(content, bytes) else "w") as f:
+            f.write(content)
         os.replace(temporary, path)
     except OSError as error:
         if os.path.exists(temporary):  # e.g. the disk is full: the old file stays whole
