@@ -53,6 +53,7 @@ PAIRS = [
     ("clip label smoothing", "clip", {"label_smoothing": 0.1}),
     ("siglip label smoothing", "siglip", {"label_smoothing": 0.1}),
     ("z_loss", "z_loss", {}),
+    ("gram", "gram", {}),
 ]
 VIEWS = [
     ("clip (cross-view)", "clip", {}),
@@ -63,9 +64,11 @@ VIEWS = [
     ("hard_negative", "hard_negative", {"beta": 1.0}),
     ("auc", "auc", {}),
     ("ntxent 4 views", "ntxent", {}),
+    ("gram 3 views", "gram", {}),
 ]
 # Rows that change more than the loss: their extra flags (the same budget and seed otherwise).
-EXTRA_FLAGS = {("views", "ntxent 4 views"): ["--config.model.num_views=4"]}
+EXTRA_FLAGS = {("views", "ntxent 4 views"): ["--config.model.num_views=4"],
+               ("views", "gram 3 views"): ["--config.model.num_views=3"]}
 SETTINGS = {"pairs": ("configs/digits_clip.py", PAIRS), "views": ("configs/digits_simclr.py", VIEWS)}
 FAST_RUNS = [("pairs", "clip", "clip", {}), ("pairs", "dcl", "dcl", {}),
              ("views", "ntxent", "ntxent", {})]

@@ -12,6 +12,7 @@
     clip_geometry_loss(x, y, scale)         CLIP + alignment + uniformity
     auc_loss(x, y, scale)                   pairwise AUC surrogate for retrieval
     z_loss(x, y, scale)                     shift- and scale-invariant Z-loss (spherical family)
+    gram_loss(x, y, scale)                  Gramian volume of M >= 2 modalities or views (GRAM)
 
 Dense float64-ready references live in `contrastive.losses.reference`.
 """
@@ -20,6 +21,7 @@ from contrastive.losses.clip import clip_loss
 from contrastive.losses.cwcl import cwcl_loss
 from contrastive.losses.dcl import dcl_loss
 from contrastive.losses.engine import Reductions, Side, Stats, pairwise_stats
+from contrastive.losses.gram import gram_loss
 from contrastive.losses.geometry import alignment_loss, clip_geometry_loss, uniformity_loss
 from contrastive.losses.hard_negatives import hard_negative_loss
 from contrastive.losses.isogclr import isogclr_loss
@@ -37,6 +39,7 @@ __all__ = [
     "clip_loss",
     "cwcl_loss",
     "dcl_loss",
+    "gram_loss",
     "hard_negative_loss",
     "isogclr_loss",
     "ntxent_loss",

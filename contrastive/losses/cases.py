@@ -155,6 +155,12 @@ CASES = {
                                                           block_size=block_size),
         lambda x, y, s: reference.z_loss_dense(x, y, s, 0.5, 2.0), (0, 1, 2),
         lambda n, scale: [1.0 / n] * 2 + [1.0]),  # scale-invariant: gradients O(1/N), d scale 0
+    "gram_three": Case(  # an anchor and two other modalities (views 2 and 3)
+        lambda seed, n, scale: (paired(seed, n)[0], np.stack(
+            [paired(seed, n)[1], unit_rows(np.random.default_rng(seed + 9), n, 16)], axis=1),
+            np.float64(scale)),
+        lambda x, y, s, block_size: losses.gram_loss(x, y, s, block_size=block_size),
+        reference.gram_loss_dense, (0, 1, 2), _embedding_floors(2)),
 }
 NEEDS_TWO = {"uniformity", "clip_geometry"}
 

@@ -164,3 +164,17 @@ def isogclr_loss_dense(x, y, tau_x, tau_y, u_x, u_y, gamma, rho):
     v1, s1, u_x = side(logits - pos[:, None], tau_x, u_x)
     v2, s2, u_y = side(logits.T - pos[:, None], tau_y, u_y)
     return v1 + v2, s1 + s2, u_x, u_y
+
+
+def gram_loss_dense(anchors, others, scale, eps=1e-6):
+    """GRAM: -scale x the volume of (a_i, m^1_j, .., m^K_j) as the logits of InfoNCE both ways;
+    each pair's M x M Gram matrix formed in full and its determinant by LU (jnp.linalg.det)."""
+    others = others[:, None] if others.ndim == 2 else others
+    n, k, d = others.shape
+    vectors = jnp.concatenate([jnp.broadcast_to(anchors[:, None, None], (n, n, 1, d)),
+                               jnp.broadcast_to(others[None], (n, n, k, d))], axis=2)
+    gram = vectors @ jnp.swapaxes(vectors, -1, -2)  # (n, n, M, M): pair (i, j)
+    logits = -scale * jnp.sqrt(jnp.maximum(jnp.linalg.det(gram), 0) + eps)
+    rows = jnp.diag(jax.nn.log_softmax(logits, axis=1))
+    cols = jnp.diag(jax.nn.log_softmax(logits, axis=0))
+    return -0.5 * (jnp.mean(rows) + jnp.mean(cols))

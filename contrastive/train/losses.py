@@ -133,6 +133,7 @@ LOSSES = {
     "clip_geometry": Loss(losses.clip_geometry_loss),
     "auc": Loss(losses.auc_loss),
     "z_loss": Loss(losses.z_loss),
+    "gram": Loss(losses.gram_loss, multi_view=True),  # y: (N, V - 1, d), the anchor's others
     "isogclr": Loss(_isogclr, scalars=(),
                     state=PerExample(isogclr.initial_state, isogclr.update_state)),
 }
