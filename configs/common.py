@@ -54,6 +54,9 @@ def base_config() -> ml_collections.ConfigDict:
     # function's keyword arguments (an unknown one is refused, the valid ones listed).
     c.loss_options = {}
     c.loss_block_size = config_dict.placeholder(int)  # loss tile edge; None lets the engine choose
+    # Metrix embedding mixup (contrastive/train/mixup.py): alpha > 0 adds weight x the loss of
+    # anchors mixed with the next row's, lambda ~ Beta(alpha, alpha), targets mixed alike.
+    c.mixup = ml_collections.ConfigDict({"alpha": 0.0, "weight": 1.0})
 
     c.model = ml_collections.ConfigDict()
     c.model.kind = "image_text"  # "image_text" (dual encoder) or "two_view" (SimCLR siamese)

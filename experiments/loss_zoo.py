@@ -54,6 +54,7 @@ PAIRS = [
     ("siglip label smoothing", "siglip", {"label_smoothing": 0.1}),
     ("z_loss", "z_loss", {}),
     ("gram", "gram", {}),
+    ("clip mixup", "clip", {}),
 ]
 VIEWS = [
     ("clip (cross-view)", "clip", {}),
@@ -65,10 +66,13 @@ VIEWS = [
     ("auc", "auc", {}),
     ("ntxent 4 views", "ntxent", {}),
     ("gram 3 views", "gram", {}),
+    ("ntxent mixup", "ntxent", {}),
 ]
 # Rows that change more than the loss: their extra flags (the same budget and seed otherwise).
 EXTRA_FLAGS = {("views", "ntxent 4 views"): ["--config.model.num_views=4"],
-               ("views", "gram 3 views"): ["--config.model.num_views=3"]}
+               ("views", "gram 3 views"): ["--config.model.num_views=3"],
+               ("pairs", "clip mixup"): ["--config.mixup.alpha=1.0"],
+               ("views", "ntxent mixup"): ["--config.mixup.alpha=1.0"]}
 SETTINGS = {"pairs": ("configs/digits_clip.py", PAIRS), "views": ("configs/digits_simclr.py", VIEWS)}
 FAST_RUNS = [("pairs", "clip", "clip", {}), ("pairs", "dcl", "dcl", {}),
              ("views", "ntxent", "ntxent", {})]

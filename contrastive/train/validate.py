@@ -29,6 +29,7 @@ RANGES = (
     ("model.embed_dim", INT, 1, None), ("model.num_views", INT, 2, None), ("model.max_scale", FLOAT, 1, None),
     ("eval.batch_size", INT, 1, None), ("eval.max_examples", INT, 1, None),
     ("data.max_len", INT, 1, None), ("data.flip_probability", FLOAT, 0, 1),
+    ("mixup.alpha", FLOAT, 0, None), ("mixup.weight", FLOAT, 0, None),
 )
 POSITIVE = ("optimizer.learning_rate", "optimizer.eps", "model.temperature_init",
             "model.temperature")
@@ -132,6 +133,11 @@ def check(config):
         multi = ", ".join(name for name, r in losses.LOSSES.items() if r.multi_view)
         raise UserError(f"config.model.num_views={config.model.num_views} needs a multi-view "
                         f"loss ({multi}); config.loss={config.loss!r} compares two views")
+    record = losses.get(config.loss)
+    if config.mixup.alpha and (record.labels or record.state is not losses.NO_STATE):
+        raise UserError(f"config.mixup.alpha={config.mixup.alpha}: mixup pairs each row with "
+                        f"the next one's targets, which config.loss={config.loss!r} cannot "
+                        "follow (it reads class labels or keeps per-example state)")
     try:
         observe.parse_profile_steps(config.profile_steps)
         task_lib.make_task(config)  # model options, locked towers, temperatures
