@@ -55,6 +55,7 @@ PAIRS = [
     ("z_loss", "z_loss", {}),
     ("gram", "gram", {}),
     ("clip mixup", "clip", {}),
+    ("amcl", "amcl", {}),
 ]
 VIEWS = [
     ("clip (cross-view)", "clip", {}),
@@ -67,6 +68,7 @@ VIEWS = [
     ("ntxent 4 views", "ntxent", {}),
     ("gram 3 views", "gram", {}),
     ("ntxent mixup", "ntxent", {}),
+    ("amcl", "amcl", {}),
 ]
 # Rows that change more than the loss: their extra flags (the same budget and seed otherwise).
 EXTRA_FLAGS = {("views", "ntxent 4 views"): ["--config.model.num_views=4"],

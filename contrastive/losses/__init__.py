@@ -13,9 +13,11 @@
     auc_loss(x, y, scale)                   pairwise AUC surrogate for retrieval
     z_loss(x, y, scale)                     shift- and scale-invariant Z-loss (spherical family)
     gram_loss(x, y, scale)                  Gramian volume of M >= 2 modalities or views (GRAM)
+    amcl_loss(x, y)                         several heads, a temperature per pair (AMCL)
 
 Dense float64-ready references live in `contrastive.losses.reference`.
 """
+from contrastive.losses.amcl import amcl_loss
 from contrastive.losses.auc import auc_loss
 from contrastive.losses.clip import clip_loss
 from contrastive.losses.cwcl import cwcl_loss
@@ -34,6 +36,7 @@ __all__ = [
     "Side",
     "Stats",
     "alignment_loss",
+    "amcl_loss",
     "auc_loss",
     "clip_geometry_loss",
     "clip_loss",

@@ -155,6 +155,11 @@ CASES = {
                                                           block_size=block_size),
         lambda x, y, s: reference.z_loss_dense(x, y, s, 0.5, 2.0), (0, 1, 2),
         lambda n, scale: [1.0 / n] * 2 + [1.0]),  # scale-invariant: gradients O(1/N), d scale 0
+    "amcl": Case(  # two heads of 8
+        lambda seed, n, scale: paired(seed, n),
+        lambda x, y, block_size: losses.amcl_loss(x, y, beta=0.1, block_size=block_size),
+        lambda x, y: reference.amcl_loss_dense(x, y, beta=0.1), (0, 1),
+        lambda n, scale: [20.0 / n] * 2),  # 1 / tau up to 1 / tau_min
     "gram_three": Case(  # an anchor and two other modalities (views 2 and 3)
         lambda seed, n, scale: (paired(seed, n)[0], np.stack(
             [paired(seed, n)[1], unit_rows(np.random.default_rng(seed + 9), n, 16)], axis=1),

@@ -178,3 +178,20 @@ def gram_loss_dense(anchors, others, scale, eps=1e-6):
     rows = jnp.diag(jax.nn.log_softmax(logits, axis=1))
     cols = jnp.diag(jax.nn.log_softmax(logits, axis=0))
     return -0.5 * (jnp.mean(rows) + jnp.mean(cols))
+
+
+def amcl_loss_dense(x, y, num_heads=2, tau_min=0.05, tau_max=0.5, sharpness=5.0, beta=0.01):
+    """AMCL: per head, the full matrix of cosines over their pair temperatures, InfoNCE both
+    ways plus beta Omega(tau) of the positives; the heads averaged."""
+    heads = []
+    for xc, yc in zip(jnp.split(x, num_heads, axis=1), jnp.split(y, num_heads, axis=1)):
+        xc = xc / jnp.linalg.norm(xc, axis=1, keepdims=True)
+        yc = yc / jnp.linalg.norm(yc, axis=1, keepdims=True)
+        s = xc @ yc.T
+        tau = tau_min + (tau_max - tau_min) / (1 + jnp.exp(sharpness * s))
+        logits = s / tau
+        omega = xc.shape[1] / 2 * jnp.log(jnp.diag(tau)) + 1 / jnp.diag(tau)
+        rows = -jnp.diag(jax.nn.log_softmax(logits, axis=1)) + beta * omega
+        cols = -jnp.diag(jax.nn.log_softmax(logits, axis=0)) + beta * omega
+        heads.append(0.5 * (jnp.mean(rows) + jnp.mean(cols)))
+    return sum(heads) / num_heads

@@ -134,6 +134,7 @@ LOSSES = {
     "auc": Loss(losses.auc_loss),
     "z_loss": Loss(losses.z_loss),
     "gram": Loss(losses.gram_loss, multi_view=True),  # y: (N, V - 1, d), the anchor's others
+    "amcl": Loss(losses.amcl_loss, scalars=()),  # pair temperatures replace the shared one
     "isogclr": Loss(_isogclr, scalars=(),
                     state=PerExample(isogclr.initial_state, isogclr.update_state)),
 }
