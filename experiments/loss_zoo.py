@@ -54,6 +54,7 @@ PAIRS = [
     ("siglip label smoothing", "siglip", {"label_smoothing": 0.1}),
     ("z_loss", "z_loss", {}),
     ("gram", "gram", {}),
+    ("mochi", "mochi", {}),
 ]
 VIEWS = [
     ("clip (cross-view)", "clip", {}),
@@ -65,6 +66,7 @@ VIEWS = [
     ("auc", "auc", {}),
     ("ntxent 4 views", "ntxent", {}),
     ("gram 3 views", "gram", {}),
+    ("mochi", "mochi", {}),
 ]
 # Rows that change more than the loss: their extra flags (the same budget and seed otherwise).
 EXTRA_FLAGS = {("views", "ntxent 4 views"): ["--config.model.num_views=4"],

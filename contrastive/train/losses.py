@@ -136,6 +136,7 @@ LOSSES = {
     "gram": Loss(losses.gram_loss, multi_view=True),  # y: (N, V - 1, d), the anchor's others
     "isogclr": Loss(_isogclr, scalars=(),
                     state=PerExample(isogclr.initial_state, isogclr.update_state)),
+    "mochi": Loss(losses.mochi_loss),
 }
 
 
