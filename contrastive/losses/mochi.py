@@ -106,8 +106,9 @@ def mochi_loss(
       num_query_mixed: s2, negatives mixed from the query and one of the k hardest.
       block_size, axis_name: as for `clip_loss` (the ring: 8 devices equal one).
 
-    The defaults keep the paper's ratios (its best ImageNet-100 setting (N, s, s') = (1024,
-    1024, 256) of a 16k queue) scaled to batches of a few hundred.
+    The paper's MoCHi (N, s, s') mixes from the N = 128 .. 1024 hardest of a 16k-65k memory
+    queue, with s and s' from 0 to a few thousand; the defaults scale that down to in-batch
+    negatives of batches of a few hundred: the 16 hardest, s1 = 16, s2 = 4.
     """
     engine.check_inputs(x, y, scale, None, block_size)
     check_options(k, num_mixed, num_query_mixed)
