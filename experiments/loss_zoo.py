@@ -56,6 +56,7 @@ PAIRS = [
     ("gram", "gram", {}),
     ("clip mixup", "clip", {}),
     ("amcl", "amcl", {}),
+    ("mochi", "mochi", {}),
 ]
 VIEWS = [
     ("clip (cross-view)", "clip", {}),
@@ -69,6 +70,7 @@ VIEWS = [
     ("gram 3 views", "gram", {}),
     ("ntxent mixup", "ntxent", {}),
     ("amcl", "amcl", {}),
+    ("mochi", "mochi", {}),
 ]
 # Rows that change more than the loss: their extra flags (the same budget and seed otherwise).
 EXTRA_FLAGS = {("views", "ntxent 4 views"): ["--config.model.num_views=4"],

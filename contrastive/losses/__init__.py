@@ -14,6 +14,7 @@
     z_loss(x, y, scale)                     shift- and scale-invariant Z-loss (spherical family)
     gram_loss(x, y, scale)                  Gramian volume of M >= 2 modalities or views (GRAM)
     amcl_loss(x, y)                         several heads, a temperature per pair (AMCL)
+    mochi_loss(x, y, scale, k, ...)         InfoNCE + mixed hard negatives (MoCHi), blockwise top-k
 
 Dense float64-ready references live in `contrastive.losses.reference`.
 """
@@ -27,6 +28,7 @@ from contrastive.losses.gram import gram_loss
 from contrastive.losses.geometry import alignment_loss, clip_geometry_loss, uniformity_loss
 from contrastive.losses.hard_negatives import hard_negative_loss
 from contrastive.losses.isogclr import isogclr_loss
+from contrastive.losses.mochi import mochi_loss
 from contrastive.losses.siglip import siglip_loss
 from contrastive.losses.supcon import ntxent_loss, supcon_loss
 from contrastive.losses.zloss import z_loss
@@ -45,6 +47,7 @@ __all__ = [
     "gram_loss",
     "hard_negative_loss",
     "isogclr_loss",
+    "mochi_loss",
     "ntxent_loss",
     "pairwise_stats",
     "siglip_loss",

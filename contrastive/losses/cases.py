@@ -166,6 +166,14 @@ CASES = {
             np.float64(scale)),
         lambda x, y, s, block_size: losses.gram_loss(x, y, s, block_size=block_size),
         reference.gram_loss_dense, (0, 1, 2), _embedding_floors(2)),
+    # k = 5 of N - 1: N = 1 has no synthetic terms (clip's 0), 37 rows in tiles of 8 mix in the
+    # running top-k of ragged tiles; s1 = 12 > the 10 pairs of 5 cycles through them.
+    "mochi": Case(
+        _pairs,
+        lambda x, y, s, block_size: losses.mochi_loss(x, y, s, k=5, num_mixed=12,
+                                                      num_query_mixed=3, block_size=block_size),
+        lambda x, y, s: reference.mochi_loss_dense(x, y, s, 5, 12, 3), (0, 1, 2),
+        _embedding_floors(2)),
 }
 NEEDS_TWO = {"uniformity", "clip_geometry"}
 

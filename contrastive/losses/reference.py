@@ -195,3 +195,33 @@ def amcl_loss_dense(x, y, num_heads=2, tau_min=0.05, tau_max=0.5, sharpness=5.0,
         cols = -jnp.diag(jax.nn.log_softmax(logits, axis=0)) + beta * omega
         heads.append(0.5 * (jnp.mean(rows) + jnp.mean(cols)))
     return sum(heads) / num_heads
+
+
+def mochi_loss_dense(x, y, scale, k=16, num_mixed=16, num_query_mixed=4):
+    """MoCHi on the full S: jnp top-k of each row's negatives (j != i), the fixed mixing grid
+    written out (pairs by gap then position, cycled; alpha_m = (m+1)/(s1+1) on the first;
+    negative m mod k with beta_m = (m+1)/(2(s2+1)) on the query), synthetic logits appended to
+    each row's softmax, both directions; k clipped to N - 1."""
+    n = x.shape[0]
+    k = min(k, n - 1)
+    pairs = [(p, p + gap) for gap in range(1, k) for p in range(k - gap)]
+    mixes = [(*pairs[m % len(pairs)], (m + 1) / (num_mixed + 1), 0.0)
+             for m in range(num_mixed if pairs else 0)]  # (first, second, weight on it, on q)
+    mixes += [(m % k, m % k, 1 - (m + 1) / (2 * (num_query_mixed + 1)),
+               (m + 1) / (2 * (num_query_mixed + 1))) for m in range(num_query_mixed if k else 0)]
+    first, second, a, b = (jnp.array(c) for c in zip(*mixes)) if mixes else [None] * 4
+    sg = jax.lax.stop_gradient
+
+    def direction(q, keys):
+        logits = scale * q @ keys.T
+        if mixes:
+            sims = jnp.where(jnp.eye(n, dtype=bool), -jnp.inf, q @ keys.T)
+            hard = sg(keys)[jax.lax.top_k(sg(sims), k)[1]]  # (N, k, d), hardest first
+            h = (a[:, None] * hard[:, first] + (1 - a - b)[:, None] * hard[:, second]
+                 + b[:, None] * sg(q)[:, None, :])
+            h = h / jnp.linalg.norm(h, axis=-1, keepdims=True)
+            logits = jnp.concatenate([logits, scale * jnp.einsum("nd,nmd->nm", q, sg(h))], 1)
+        lse = jax.scipy.special.logsumexp(logits, axis=1)
+        return jnp.mean(lse - scale * jnp.sum(q * keys, axis=1))
+
+    return 0.5 * (direction(x, y) + direction(y, x))

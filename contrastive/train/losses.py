@@ -137,6 +137,7 @@ LOSSES = {
     "amcl": Loss(losses.amcl_loss, scalars=()),  # pair temperatures replace the shared one
     "isogclr": Loss(_isogclr, scalars=(),
                     state=PerExample(isogclr.initial_state, isogclr.update_state)),
+    "mochi": Loss(losses.mochi_loss),
 }
 
 
