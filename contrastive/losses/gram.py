@@ -90,8 +90,8 @@ def gram_loss(
     engine.check_inputs(x, others[:, 0], scale, None, block_size)
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps <= 0:
         raise ValueError(f"GRAM's eps must be a positive number; got {eps!r}.")
-    dtype = engine.stats_dtype(jnp.result_type(x, others))
-    x, others = x.astype(jnp.result_type(x, others)), others.astype(jnp.result_type(x, others))
+    x, others = engine.common_dtype(x, others)
+    dtype = engine.stats_dtype(x.dtype)
     o32 = others.astype(dtype)
     gram_b = jnp.einsum("nkd,nld->nkl", o32, o32)  # B_j, (N, K, K)
     det, adj = small_det(gram_b), adjugate(gram_b)
