@@ -12,6 +12,7 @@
     clip_geometry_loss(x, y, scale)         CLIP + alignment + uniformity
     auc_loss(x, y, scale)                   pairwise AUC surrogate for retrieval
     z_loss(x, y, scale)                     shift- and scale-invariant Z-loss (spherical family)
+    swav_loss(scores, scale)                swapped prediction of Sinkhorn codes (SwAV)
 
 Dense float64-ready references live in `contrastive.losses.reference`.
 """
@@ -25,6 +26,7 @@ from contrastive.losses.hard_negatives import hard_negative_loss
 from contrastive.losses.isogclr import isogclr_loss
 from contrastive.losses.siglip import siglip_loss
 from contrastive.losses.supcon import ntxent_loss, supcon_loss
+from contrastive.losses.swav import sinkhorn_codes, swav_loss
 from contrastive.losses.zloss import z_loss
 
 __all__ = [
@@ -42,7 +44,9 @@ __all__ = [
     "ntxent_loss",
     "pairwise_stats",
     "siglip_loss",
+    "sinkhorn_codes",
     "supcon_loss",
+    "swav_loss",
     "uniformity_loss",
     "z_loss",
 ]

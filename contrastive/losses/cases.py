@@ -155,6 +155,13 @@ CASES = {
                                                           block_size=block_size),
         lambda x, y, s: reference.z_loss_dense(x, y, s, 0.5, 2.0), (0, 1, 2),
         lambda n, scale: [1.0 / n] * 2 + [1.0]),  # scale-invariant: gradients O(1/N), d scale 0
+    "swav": Case(  # 2 global views + 1 small crop, 7 prototypes; scores are cosines
+        lambda seed, n, scale: (np.stack([unit_rows(np.random.default_rng(seed + v), n, 16)
+                                          for v in range(3)])
+                                @ unit_rows(np.random.default_rng(seed + 9), 7, 16).T,
+                                np.float64(scale)),
+        lambda p, s, block_size: losses.swav_loss(p, s),
+        reference.swav_loss_dense, (0, 1), _embedding_floors(1)),
 }
 NEEDS_TWO = {"uniformity", "clip_geometry"}
 
