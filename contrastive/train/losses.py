@@ -10,8 +10,10 @@ and `per_example` the batch's class labels (when `record.labels`) and the batch'
 loss's per-example state. It returns the loss, or (loss, per-example outputs) for a loss with
 state. Its options are its keyword arguments with defaults (and those of its state's
 functions): naming any other is an error when the loss is bound. x and y are image and
-caption embeddings (image-text) or two views (two-view). Adding a loss: write its function on
-the engine (contrastive/losses/), then one record below.
+caption embeddings (image-text) or two views (two-view); for a record with
+inputs="prototype_scores" (SwAV), the views' scores against the model's prototypes, which the
+config check requires the model to have. Adding a loss: write its function on the engine
+(contrastive/losses/), then one record below.
 """
 import dataclasses
 import difflib
