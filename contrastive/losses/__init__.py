@@ -15,6 +15,7 @@
     gram_loss(x, y, scale)                  Gramian volume of M >= 2 modalities or views (GRAM)
     amcl_loss(x, y)                         several heads, a temperature per pair (AMCL)
     mochi_loss(x, y, scale, k, ...)         InfoNCE + mixed hard negatives (MoCHi), blockwise top-k
+    swav_loss(scores, scale)                swapped prediction of Sinkhorn codes (SwAV)
 
 Dense float64-ready references live in `contrastive.losses.reference`.
 """
@@ -31,6 +32,7 @@ from contrastive.losses.isogclr import isogclr_loss
 from contrastive.losses.mochi import mochi_loss
 from contrastive.losses.siglip import siglip_loss
 from contrastive.losses.supcon import ntxent_loss, supcon_loss
+from contrastive.losses.swav import sinkhorn_codes, swav_loss
 from contrastive.losses.zloss import z_loss
 
 __all__ = [
@@ -51,7 +53,9 @@ __all__ = [
     "ntxent_loss",
     "pairwise_stats",
     "siglip_loss",
+    "sinkhorn_codes",
     "supcon_loss",
+    "swav_loss",
     "uniformity_loss",
     "z_loss",
 ]

@@ -174,6 +174,13 @@ CASES = {
                                                       num_query_mixed=3, block_size=block_size),
         lambda x, y, s: reference.mochi_loss_dense(x, y, s, 5, 12, 3), (0, 1, 2),
         _embedding_floors(2)),
+    "swav": Case(  # 2 global views + 1 small crop, 7 prototypes; scores are cosines
+        lambda seed, n, scale: (np.stack([unit_rows(np.random.default_rng(seed + v), n, 16)
+                                          for v in range(3)])
+                                @ unit_rows(np.random.default_rng(seed + 9), 7, 16).T,
+                                np.float64(scale)),
+        lambda p, s, block_size: losses.swav_loss(p, s),
+        reference.swav_loss_dense, (0, 1), _embedding_floors(1)),
 }
 NEEDS_TWO = {"uniformity", "clip_geometry"}
 

@@ -225,3 +225,30 @@ def mochi_loss_dense(x, y, scale, k=16, num_mixed=16, num_query_mixed=4):
         return jnp.mean(lse - scale * jnp.sum(q * keys, axis=1))
 
     return 0.5 * (direction(x, y) + direction(y, x))
+
+
+def sinkhorn_dense(scores, epsilon=0.05, iterations=3):
+    """SwAV's `distributed_sinkhorn` in linear space with explicit matrices: Q = exp(P / eps)^T
+    (K x B) over its total, then `iterations` times rows (prototypes) to 1/K and columns
+    (examples) to 1/B; returned as (B, K) times B, so each example's row sums to 1."""
+    q = jnp.exp(jax.lax.stop_gradient(scores) / epsilon).T
+    k, b = q.shape
+    q = q / jnp.sum(q)
+    for _ in range(iterations):
+        q = jnp.diag(1.0 / (k * jnp.sum(q, axis=1))) @ q
+        q = q @ jnp.diag(1.0 / (b * jnp.sum(q, axis=0)))
+    return (q * b).T
+
+
+def swav_loss_dense(scores, scale, epsilon=0.05, iterations=3, num_global=2):
+    """SwAV's swapped prediction as in its main_swav.py: for each global view t, the mean over
+    the other views s of -mean_i sum_k q_t log softmax(scale p_s); averaged over t."""
+    v = scores.shape[0]
+    loss = 0.0
+    for t in range(num_global):
+        q = sinkhorn_dense(scores[t], epsilon, iterations)
+        sub = 0.0
+        for s in [s for s in range(v) if s != t]:
+            sub -= jnp.mean(jnp.sum(q * jax.nn.log_softmax(scale * scores[s], axis=1), axis=1))
+        loss += sub / (v - 1)
+    return loss / num_global

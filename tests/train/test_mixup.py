@@ -96,8 +96,9 @@ def test_accumulation_sees_the_same_mixed_objective(digits_data_dir):
 @pytest.mark.parametrize("fields,message", [
     ({"mixup__alpha": -1.0}, r"config.mixup.alpha=-1.0: must be a number >= 0"),
     ({"mixup__alpha": 0.5, "loss": "isogclr"}, r"config.mixup.alpha=0.5: mixup pairs each row "
-                                                r"with the next one's targets, which "
-                                                r"config.loss='isogclr' cannot follow"),
+                                                r"with the next one's targets and mixes "
+                                                r"embeddings, which config.loss='isogclr' "
+                                                r"cannot follow"),
 ])
 def test_mistakes_are_one_line(fields, message):
     with pytest.raises(UserError, match=message):
