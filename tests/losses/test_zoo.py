@@ -12,9 +12,10 @@ from contrastive.losses.cases import CASES, NEEDS_TWO, paired, rel_err, value_an
 
 
 @pytest.mark.parametrize("name", list(CASES))
-# One row; 37 rows in tiles of 8 (padding); 100 rows in one automatic tile; strong and weak scales.
-@pytest.mark.parametrize("n,block_size,scale", [(1, None, 10.0), (37, 8, 30.0), (100, None, 1.0),
-                                                 (37, 16, 100.0)])
+# One row; 37 rows in tiles of 8 (padding) at the strongest scale; 100 rows in one automatic
+# tile at the weakest.
+@pytest.mark.parametrize("n,block_size,scale", [(1, None, 10.0), (37, 8, 100.0),
+                                                 (100, None, 1.0)])
 def test_matches_dense_float64_reference(name, n, block_size, scale):
     case = CASES[name]
     if n == 1 and name in NEEDS_TWO:
