@@ -22,11 +22,13 @@ def end_id(tokenizer) -> int | None:
     return tokenizer_lib.EOS_ID if isinstance(tokenizer, tokenizer_lib.WordTokenizer) else None
 
 
-def greedy_decode(logits_fn, batch: int, length: int, pad_id: int, eos_id: int | None = None):
+def greedy_decode(logits_fn, batch: int, length: int, pad_id: int, eos_id: int | None = None,
+                  vocab_size: int | None = None):
     """(batch, length) int32 tokens: token t = argmax logits_fn(tokens)[:, t], t = 0 .. L-1,
     where logits_fn maps (B, L) tokens to (B, L, V) causal next-token logits (position t reads
-    tokens[:, :t] only, so the not-yet-decoded positions, padding, are never read). Padding is
-    never chosen; after eos_id a row holds padding, as a tokenizer's encoding does."""
+    tokens[:, :t] only, so the not-yet-decoded positions, padding, are never read). Neither
+    padding nor an id >= vocab_size (the rows a model's table has beyond the tokenizer's) is
+    ever chosen; after eos_id a row holds padding, as a tokenizer's encoding does."""
     tokens = jnp.full((batch, length), pad_id, jnp.int32)
     done = jnp.zeros((batch,), bool)
 
@@ -34,6 +36,8 @@ def greedy_decode(logits_fn, batch: int, length: int, pad_id: int, eos_id: int |
         tokens, done = carry
         logits = jax.lax.dynamic_index_in_dim(logits_fn(tokens), t, axis=1, keepdims=False)
         logits = logits.astype(jnp.float32).at[:, pad_id].set(-jnp.inf)
+        if vocab_size is not None:
+            logits = logits.at[:, vocab_size:].set(-jnp.inf)
         token = jnp.where(done, pad_id, jnp.argmax(logits, axis=-1).astype(jnp.int32))
         tokens = jax.lax.dynamic_update_index_in_dim(tokens, token, t, axis=1)
         return tokens, done if eos_id is None else done | (token == eos_id)
@@ -42,14 +46,15 @@ def greedy_decode(logits_fn, batch: int, length: int, pad_id: int, eos_id: int |
     return tokens
 
 
-def caption_generator(task, length: int, pad_id: int, eos_id: int | None):
-    """generate(params, model_state, images) -> (B, length) greedy caption tokens: the image
-    tower runs once, the decoder once per position."""
+def caption_generator(task, length: int, pad_id: int, eos_id: int | None,
+                      vocab_size: int | None = None):
+    """generate(params, model_state, images) -> (B, length) greedy caption tokens (of ids <
+    vocab_size, the tokenizer's): the image tower runs once, the decoder once per position."""
 
     def generate(params, model_state, images):
         image_tokens = task.image_tokens(params, model_state, images)
         logits_fn = lambda tokens: task.caption_logits(params, model_state, image_tokens, tokens)
-        return greedy_decode(logits_fn, images.shape[0], length, pad_id, eos_id)
+        return greedy_decode(logits_fn, images.shape[0], length, pad_id, eos_id, vocab_size)
 
     return generate
 

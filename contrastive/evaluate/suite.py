@@ -81,7 +81,8 @@ def _captioning_step(config, task, images, captions, tokenizer, batched, example
     """Greedy captions of the eval images scored against their captions; the first
     `num_examples` (generated and reference texts) go to examples_dir/captions.json."""
     pad_id, eos_id = tokenizer.pad_id, captioning.end_id(tokenizer)
-    generate = batched(captioning.caption_generator(task, config.data.max_len, pad_id, eos_id))
+    generate = batched(captioning.caption_generator(task, config.data.max_len, pad_id, eos_id,
+                                                    tokenizer.vocab_size))
     references = [tokenizer.encode_batch(texts) for texts in captions]
 
     def step(state, features):
