@@ -17,9 +17,6 @@ IMAGE_TOWERS = {"vit": models.vit, "resnet": models.resnet}
 VOCAB_MULTIPLE = 64
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 # The top-level parameters of each DualEncoder tower (locked together by optimizer.locked_towers).
-# What model.captioner may set (models.Captioner's fields; vocabulary and length are the text
-# tower's).
-CAPTIONER_FIELDS = {"width", "depth", "mlp_dim", "num_heads", "act", "norm_eps"}
 TOWER_PARAMS = {"image": ("image_tower", "image_head"), "text": ("text_tower", "text_head")}
 
 
@@ -166,8 +163,7 @@ def _image_tower(config: ml_collections.ConfigDict, dtype):
 
 def _captioner(m: ml_collections.ConfigDict, text_tower, dtype):
     """CoCa's decoder for model.caption_weight > 0 (None at 0: today's model): the fields of
-    model.captioner, the text tower's vocabulary and length; ValueError for a non-ViT tower
-    or a field that is not a positive integer."""
+    model.captioner, the text tower's vocabulary and length; ValueError for a non-ViT tower."""
     weight = m.get("caption_weight", 0.0)
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
         raise ValueError(f"model.caption_weight must be a number >= 0, got {weight!r}")
@@ -176,17 +172,8 @@ def _captioner(m: ml_collections.ConfigDict, text_tower, dtype):
     if m.image_tower != "vit":
         raise ValueError(f"model.caption_weight > 0 (CoCa) needs image_tower 'vit' (its patch "
                          f"tokens), got {m.image_tower!r}")
-    fields = dict(m.get("captioner", {}))
-    unknown = sorted(set(fields) - CAPTIONER_FIELDS)
-    if unknown:
-        raise ValueError(f"model.captioner: unknown fields {unknown}; known: "
-                         f"{sorted(CAPTIONER_FIELDS)}")
-    for name in ("width", "depth", "mlp_dim", "num_heads"):
-        value = fields.get(name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"model.captioner.{name} must be an integer >= 1, got {value!r}")
-    return models.Captioner(vocab_size=text_tower.vocab_size, max_len=text_tower.max_len,
-                            dtype=dtype, **fields)
+    return models.make_captioner(dict(m.get("captioner", {})), text_tower.vocab_size,
+                                 text_tower.max_len, dtype)
 
 
 def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None,

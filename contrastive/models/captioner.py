@@ -103,6 +103,23 @@ class Captioner(nn.Module):
         return nn.with_logical_constraint(logits, ("batch", "length", "vocab"))
 
 
+# What model.captioner may set (the Captioner's fields but the vocabulary and length).
+CAPTIONER_FIELDS = ("width", "depth", "mlp_dim", "num_heads", "act", "norm_eps")
+
+
+def make_captioner(options: dict, vocab_size: int, max_len: int, dtype) -> Captioner:
+    """A Captioner from the config's model.captioner `options`; ValueError naming the field
+    for an unknown one or a size that is not a positive integer."""
+    unknown = sorted(set(options) - set(CAPTIONER_FIELDS))
+    if unknown:
+        raise ValueError(f"model.captioner: unknown fields {unknown}; known: {CAPTIONER_FIELDS}")
+    for name in CAPTIONER_FIELDS[:4]:
+        value = options.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"model.captioner.{name} must be an integer >= 1, got {value!r}")
+    return Captioner(vocab_size=vocab_size, max_len=max_len, dtype=dtype, **options)
+
+
 def caption_cross_entropy(logits, tokens, pad_id: int):
     """Per-example teacher-forced next-token cross-entropy, (B,) float32:
     CE_i = sum_t m_it (-log softmax(logits_it)[tokens_it]) / max(sum_t m_it, 1),
