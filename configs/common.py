@@ -54,6 +54,9 @@ def base_config() -> ml_collections.ConfigDict:
     # function's keyword arguments (an unknown one is refused, the valid ones listed).
     c.loss_options = {}
     c.loss_block_size = config_dict.placeholder(int)  # loss tile edge; None lets the engine choose
+    # Metrix embedding mixup (contrastive/train/mixup.py): alpha > 0 adds weight x the loss of
+    # anchors mixed with the next row's, lambda ~ Beta(alpha, alpha), targets mixed alike.
+    c.mixup = ml_collections.ConfigDict({"alpha": 0.0, "weight": 1.0})
 
     c.model = ml_collections.ConfigDict()
     c.model.kind = "image_text"  # "image_text" (dual encoder) or "two_view" (SimCLR siamese)
@@ -71,7 +74,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.bias_init = -10.0  # image_text: initial learnable bias (used by siglip only)
     c.model.max_scale = 100.0  # image_text: the scale exp(log_scale) is clipped here (CLIP)
     c.model.temperature = 0.1  # two_view: fixed NT-Xent temperature
-    c.model.num_views = 2  # two_view: augmented views per image; > 2 needs loss ntxent or supcon
+    c.model.num_views = 2  # two_view: augmented views per image; > 2 needs a multi-view loss
+    # two_view: K > 0 learnable unit prototypes (SwAV): the views' outputs are their (B, K)
+    # cosine scores against them, which a loss reading prototype scores needs (swav); 0: none
+    c.model.num_prototypes = 0
     c.model.dtype = "float32"  # compute dtype ("bfloat16" for mixed precision; params float32)
     c.model.remat = False  # recompute block activations in the backward pass
     c.model.head_bias = False  # image_text: projection heads with a bias (big_vision's SigLIP)
@@ -141,6 +147,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.num_threads = 2  # threads preparing batches ahead
     c.data.worker_count = 0  # grain worker processes (CPU-heavy augmentation)
     c.data.crop_scale = (0.08, 1.0)  # two_view: random-resized-crop area range
+    # two_view: views 3..V's (SwAV's small crops') area range, at the same output size; None:
+    # every view drawn like the first two
+    c.data.small_crop_scale = config_dict.placeholder(tuple)
     c.data.jitter_strength = 1.0  # two_view: colour jitter strength
     c.data.blur_probability = 0.5  # two_view: probability of Gaussian blur
 

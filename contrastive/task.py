@@ -109,7 +109,8 @@ class TwoViewTask:
     """SimCLR: x, y = embeddings of two augmented views; NT-Xent is clip_loss with the fixed
     scale 1 / temperature (the loss's cross-view terms; see `configs/digits_simclr.py`).
     With V > 2 views (`model.num_views`) y is (B, V - 1, d), the other views, which only the
-    multi-view losses (ntxent, supcon) accept."""
+    multi-view losses (ntxent, supcon) accept. With model.num_prototypes = K > 0 (SwAV), x and
+    y are the views' (B, K) scores against the model's prototypes."""
 
     model: models.SiameseEncoder
     temperature: float
@@ -217,7 +218,12 @@ def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None,
         if isinstance(m.num_views, bool) or not isinstance(m.num_views, int) or m.num_views < 2:
             raise ValueError(f"model.num_views must be an int >= 2; got {m.num_views!r}")
         head = models.MLPHead(m.head_hidden_dim, m.embed_dim, depth=m.head_depth, dtype=dtype)
-        return TwoViewTask(models.SiameseEncoder(_image_tower(m, dtype), head), m.temperature)
+        k = m.get("num_prototypes", 0)  # SwAV: the views' outputs are prototype scores
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise ValueError(f"model.num_prototypes must be an int >= 0; got {k!r}")
+        prototypes = models.Prototypes(k) if k else None
+        return TwoViewTask(models.SiameseEncoder(_image_tower(m, dtype), head, prototypes),
+                           m.temperature)
     raise ValueError(f"model.kind must be 'image_text' or 'two_view', got {m.kind!r}")
 
 

@@ -53,6 +53,10 @@ PAIRS = [
     ("clip label smoothing", "clip", {"label_smoothing": 0.1}),
     ("siglip label smoothing", "siglip", {"label_smoothing": 0.1}),
     ("z_loss", "z_loss", {}),
+    ("gram", "gram", {}),
+    ("clip mixup", "clip", {}),
+    ("amcl", "amcl", {}),
+    ("mochi", "mochi", {}),
 ]
 VIEWS = [
     ("clip (cross-view)", "clip", {}),
@@ -63,9 +67,24 @@ VIEWS = [
     ("hard_negative", "hard_negative", {"beta": 1.0}),
     ("auc", "auc", {}),
     ("ntxent 4 views", "ntxent", {}),
+    ("gram 3 views", "gram", {}),
+    ("ntxent mixup", "ntxent", {}),
+    ("amcl", "amcl", {}),
+    ("mochi", "mochi", {}),
+    ("swav", "swav", {}),
+    ("swav multi-crop", "swav", {}),
 ]
 # Rows that change more than the loss: their extra flags (the same budget and seed otherwise).
-EXTRA_FLAGS = {("views", "ntxent 4 views"): ["--config.model.num_views=4"]}
+# SwAV: 30 prototypes for the 10 digit classes (SwAV's 3,000 for ImageNet's 1,000); multi-crop:
+# 2 global views and 2 small crops of a (0.2, 0.5) area (the global ones' (0.5, 1)), all 8 x 8.
+SWAV = ["--config.model.num_prototypes=30"]
+EXTRA_FLAGS = {("views", "ntxent 4 views"): ["--config.model.num_views=4"],
+               ("views", "gram 3 views"): ["--config.model.num_views=3"],
+               ("pairs", "clip mixup"): ["--config.mixup.alpha=1.0"],
+               ("views", "ntxent mixup"): ["--config.mixup.alpha=1.0"],
+               ("views", "swav"): SWAV,
+               ("views", "swav multi-crop"): SWAV + ["--config.model.num_views=4",
+                                                     "--config.data.small_crop_scale=(0.2, 0.5)"]}
 SETTINGS = {"pairs": ("configs/digits_clip.py", PAIRS), "views": ("configs/digits_simclr.py", VIEWS)}
 FAST_RUNS = [("pairs", "clip", "clip", {}), ("pairs", "dcl", "dcl", {}),
              ("views", "ntxent", "ntxent", {})]

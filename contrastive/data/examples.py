@@ -82,16 +82,19 @@ class ImageTextExample:
 class TwoViewExample:
     """`num_views` augmented views of one image for siamese (SimCLR; V > 2: multi-view)
     training, drawn one after the other from the example's rng (so two views are the same
-    numbers as `augment.two_views`)."""
+    numbers as `augment.two_views`). With `small_augment` (SwAV's multi-crop), views 3..V are
+    drawn by it instead: crops of a smaller area, at the same output size."""
 
     augment: augment_lib.SimCLRAugment
     fields: Fields = Fields()
     num_views: int = 2
+    small_augment: augment_lib.SimCLRAugment | None = None
 
     def __call__(self, record: dict, rng: np.random.Generator) -> dict:
         image = record[self.fields.image]
-        views = {f"view{v + 1}": image_ops.normalize(self.augment(image, rng))
-                 for v in range(self.num_views)}
+        small = self.small_augment or self.augment
+        draw = lambda v: (self.augment if v < 2 else small)(image, rng)
+        views = {f"view{v + 1}": image_ops.normalize(draw(v)) for v in range(self.num_views)}
         return {**views, "label": _label(record, self.fields)}
 
 

@@ -49,7 +49,9 @@ def make_transform(config: ml_collections.ConfigDict, source, text_tokenizer=Non
         jitter_strength=config.data.jitter_strength,
         blur_probability=config.data.blur_probability,
     )
-    return examples.TwoViewExample(views, fields, config.model.num_views)
+    small_scale = config.data.get("small_crop_scale")  # SwAV's multi-crop: views 3..V
+    small = dataclasses.replace(views, crop_scale=tuple(small_scale)) if small_scale else None
+    return examples.TwoViewExample(views, fields, config.model.num_views, small)
 
 
 @dataclasses.dataclass

@@ -155,6 +155,32 @@ CASES = {
                                                           block_size=block_size),
         lambda x, y, s: reference.z_loss_dense(x, y, s, 0.5, 2.0), (0, 1, 2),
         lambda n, scale: [1.0 / n] * 2 + [1.0]),  # scale-invariant: gradients O(1/N), d scale 0
+    "amcl": Case(  # two heads of 8
+        lambda seed, n, scale: paired(seed, n),
+        lambda x, y, block_size: losses.amcl_loss(x, y, beta=0.1, block_size=block_size),
+        lambda x, y: reference.amcl_loss_dense(x, y, beta=0.1), (0, 1),
+        lambda n, scale: [20.0 / n] * 2),  # 1 / tau up to 1 / tau_min
+    "gram_three": Case(  # an anchor and two other modalities (views 2 and 3)
+        lambda seed, n, scale: (paired(seed, n)[0], np.stack(
+            [paired(seed, n)[1], unit_rows(np.random.default_rng(seed + 9), n, 16)], axis=1),
+            np.float64(scale)),
+        lambda x, y, s, block_size: losses.gram_loss(x, y, s, block_size=block_size),
+        reference.gram_loss_dense, (0, 1, 2), _embedding_floors(2)),
+    # k = 5 of N - 1: N = 1 has no synthetic terms (clip's 0), 37 rows in tiles of 8 mix in the
+    # running top-k of ragged tiles; s1 = 12 > the 10 pairs of 5 cycles through them.
+    "mochi": Case(
+        _pairs,
+        lambda x, y, s, block_size: losses.mochi_loss(x, y, s, k=5, num_mixed=12,
+                                                      num_query_mixed=3, block_size=block_size),
+        lambda x, y, s: reference.mochi_loss_dense(x, y, s, 5, 12, 3), (0, 1, 2),
+        _embedding_floors(2)),
+    "swav": Case(  # 2 global views + 1 small crop, 7 prototypes; scores are cosines
+        lambda seed, n, scale: (np.stack([unit_rows(np.random.default_rng(seed + v), n, 16)
+                                          for v in range(3)])
+                                @ unit_rows(np.random.default_rng(seed + 9), 7, 16).T,
+                                np.float64(scale)),
+        lambda p, s, block_size: losses.swav_loss(p, s),
+        reference.swav_loss_dense, (0, 1), _embedding_floors(1)),
 }
 NEEDS_TWO = {"uniformity", "clip_geometry"}
 

@@ -48,7 +48,7 @@ from contrastive.losses.engine_backward import backward
 from contrastive.losses.engine_forward import forward
 from contrastive.losses.reductions import PairFn, Reductions, Stats
 from contrastive.losses.tiling import Side
-from contrastive.parallel.ring import AxisName, ring_size
+from contrastive.parallel.ring import AxisName, ensure_varying, ring_size
 
 Array = jax.Array
 
@@ -145,7 +145,10 @@ def pairwise_stats(
     dtype = stats_dtype(x.dtype)
     scale = jnp.asarray(scale, dtype)
     bias = None if bias is None else jnp.asarray(bias, dtype)
-    row_data, col_data = (jax.tree.map(jnp.asarray, d) for d in (row_data, col_data))
+    # Varying over the ring's devices even where the caller broadcast a replicated value (a
+    # shared temperature as a per-row leaf), so its cotangent has the type shard_map expects.
+    row_data, col_data = (ensure_varying(jax.tree.map(jnp.asarray, d), axis_name)
+                          for d in (row_data, col_data))
     return _pairwise_stats(x, y, scale, bias, row_data, col_data, reductions, block, axis_name)
 
 

@@ -164,3 +164,91 @@ def isogclr_loss_dense(x, y, tau_x, tau_y, u_x, u_y, gamma, rho):
     v1, s1, u_x = side(logits - pos[:, None], tau_x, u_x)
     v2, s2, u_y = side(logits.T - pos[:, None], tau_y, u_y)
     return v1 + v2, s1 + s2, u_x, u_y
+
+
+def gram_loss_dense(anchors, others, scale, eps=1e-6):
+    """GRAM: -scale x the volume of (a_i, m^1_j, .., m^K_j) as the logits of InfoNCE both ways;
+    each pair's M x M Gram matrix formed in full and its determinant by LU (jnp.linalg.det)."""
+    others = others[:, None] if others.ndim == 2 else others
+    n, k, d = others.shape
+    vectors = jnp.concatenate([jnp.broadcast_to(anchors[:, None, None], (n, n, 1, d)),
+                               jnp.broadcast_to(others[None], (n, n, k, d))], axis=2)
+    gram = vectors @ jnp.swapaxes(vectors, -1, -2)  # (n, n, M, M): pair (i, j)
+    logits = -scale * jnp.sqrt(jnp.maximum(jnp.linalg.det(gram), 0) + eps)
+    rows = jnp.diag(jax.nn.log_softmax(logits, axis=1))
+    cols = jnp.diag(jax.nn.log_softmax(logits, axis=0))
+    return -0.5 * (jnp.mean(rows) + jnp.mean(cols))
+
+
+def amcl_loss_dense(x, y, num_heads=2, tau_min=0.05, tau_max=0.5, sharpness=5.0, beta=0.01):
+    """AMCL: per head, the full matrix of cosines over their pair temperatures, InfoNCE both
+    ways plus beta Omega(tau) of the positives; the heads averaged."""
+    heads = []
+    for xc, yc in zip(jnp.split(x, num_heads, axis=1), jnp.split(y, num_heads, axis=1)):
+        xc = xc / jnp.linalg.norm(xc, axis=1, keepdims=True)
+        yc = yc / jnp.linalg.norm(yc, axis=1, keepdims=True)
+        s = xc @ yc.T
+        tau = tau_min + (tau_max - tau_min) / (1 + jnp.exp(sharpness * s))
+        logits = s / tau
+        omega = xc.shape[1] / 2 * jnp.log(jnp.diag(tau)) + 1 / jnp.diag(tau)
+        rows = -jnp.diag(jax.nn.log_softmax(logits, axis=1)) + beta * omega
+        cols = -jnp.diag(jax.nn.log_softmax(logits, axis=0)) + beta * omega
+        heads.append(0.5 * (jnp.mean(rows) + jnp.mean(cols)))
+    return sum(heads) / num_heads
+
+
+def mochi_loss_dense(x, y, scale, k=16, num_mixed=16, num_query_mixed=4):
+    """MoCHi on the full S: jnp top-k of each row's negatives (j != i), the fixed mixing grid
+    written out (pairs by gap then position, cycled; alpha_m = (m+1)/(s1+1) on the first;
+    negative m mod k with beta_m = (m+1)/(2(s2+1)) on the query), synthetic logits appended to
+    each row's softmax, both directions; k clipped to N - 1."""
+    n = x.shape[0]
+    k = min(k, n - 1)
+    pairs = [(p, p + gap) for gap in range(1, k) for p in range(k - gap)]
+    mixes = [(*pairs[m % len(pairs)], (m + 1) / (num_mixed + 1), 0.0)
+             for m in range(num_mixed if pairs else 0)]  # (first, second, weight on it, on q)
+    mixes += [(m % k, m % k, 1 - (m + 1) / (2 * (num_query_mixed + 1)),
+               (m + 1) / (2 * (num_query_mixed + 1))) for m in range(num_query_mixed if k else 0)]
+    first, second, a, b = (jnp.array(c) for c in zip(*mixes)) if mixes else [None] * 4
+    sg = jax.lax.stop_gradient
+
+    def direction(q, keys):
+        logits = scale * q @ keys.T
+        if mixes:
+            sims = jnp.where(jnp.eye(n, dtype=bool), -jnp.inf, q @ keys.T)
+            hard = sg(keys)[jax.lax.top_k(sg(sims), k)[1]]  # (N, k, d), hardest first
+            h = (a[:, None] * hard[:, first] + (1 - a - b)[:, None] * hard[:, second]
+                 + b[:, None] * sg(q)[:, None, :])
+            h = h / jnp.linalg.norm(h, axis=-1, keepdims=True)
+            logits = jnp.concatenate([logits, scale * jnp.einsum("nd,nmd->nm", q, sg(h))], 1)
+        lse = jax.scipy.special.logsumexp(logits, axis=1)
+        return jnp.mean(lse - scale * jnp.sum(q * keys, axis=1))
+
+    return 0.5 * (direction(x, y) + direction(y, x))
+
+
+def sinkhorn_dense(scores, epsilon=0.05, iterations=3):
+    """SwAV's `distributed_sinkhorn` in linear space with explicit matrices: Q = exp(P / eps)^T
+    (K x B) over its total, then `iterations` times rows (prototypes) to 1/K and columns
+    (examples) to 1/B; returned as (B, K) times B, so each example's row sums to 1."""
+    q = jnp.exp(jax.lax.stop_gradient(scores) / epsilon).T
+    k, b = q.shape
+    q = q / jnp.sum(q)
+    for _ in range(iterations):
+        q = jnp.diag(1.0 / (k * jnp.sum(q, axis=1))) @ q
+        q = q @ jnp.diag(1.0 / (b * jnp.sum(q, axis=0)))
+    return (q * b).T
+
+
+def swav_loss_dense(scores, scale, epsilon=0.05, iterations=3, num_global=2):
+    """SwAV's swapped prediction as in its main_swav.py: for each global view t, the mean over
+    the other views s of -mean_i sum_k q_t log softmax(scale p_s); averaged over t."""
+    v = scores.shape[0]
+    loss = 0.0
+    for t in range(num_global):
+        q = sinkhorn_dense(scores[t], epsilon, iterations)
+        sub = 0.0
+        for s in [s for s in range(v) if s != t]:
+            sub -= jnp.mean(jnp.sum(q * jax.nn.log_softmax(scale * scores[s], axis=1), axis=1))
+        loss += sub / (v - 1)
+    return loss / num_global

@@ -102,10 +102,13 @@ class SiameseEncoder(nn.Module):
     """SimCLR-style encoder: one tower and one head shared by two augmented views.
 
     Both views go through in one batch of 2B, so batch norm sees both (as in SimCLR).
+    With `prototypes` (SwAV's `Prototypes`), the views' outputs are their scores against the
+    prototypes, (B, K), instead of the unit embeddings; `features` and `embed` are unchanged.
     """
 
     encoder: nn.Module
     head: nn.Module
+    prototypes: nn.Module | None = None
 
     def features(self, x, train: bool = False):
         """The tower's features (B, D), for linear probes and kNN."""
@@ -117,9 +120,12 @@ class SiameseEncoder(nn.Module):
 
     def __call__(self, view1, view2, *more_views, train: bool = False):
         """Two views (B, ...) -> (z1, z2), each (B, out_dim) with unit rows; V > 2 views ->
-        (z1, (B, V - 1, out_dim) the others), one batch of V B through the tower."""
+        (z1, (B, V - 1, out_dim) the others), one batch of V B through the tower. With
+        prototypes, the same shapes with K (the prototypes' scores) for out_dim."""
         b = view1.shape[0]
         z = self.embed(jnp.concatenate((view1, view2) + more_views, axis=0), train)
+        if self.prototypes is not None:
+            z = self.prototypes(z)
         if not more_views:
             return z[:b], z[b:]
         return z[:b], jnp.swapaxes(z[b:].reshape(1 + len(more_views), b, -1), 0, 1)

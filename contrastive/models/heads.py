@@ -2,6 +2,7 @@
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 Dtype = Any
@@ -93,3 +94,27 @@ class MLPHead(nn.Module):
             name="out",
         )(x)
         return nn.with_logical_constraint(x, ("batch", "proj"))
+
+
+class Prototypes(nn.Module):
+    """SwAV's prototypes: (B, d) unit embeddings z -> (B, K) scores z C^T against K learnable
+    prototypes c_k, the kernel's columns, L2-normalised in the forward (SwAV re-normalises them
+    after every update; here the normalisation is part of the function, so the scores are
+    cosines whatever the optimiser does to the kernel's norm). Scores are float32 whatever the
+    compute dtype: the Sinkhorn divides them by epsilon = 0.05 before exponentiating."""
+
+    num_prototypes: int
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, z):
+        kernel = self.param(
+            "kernel",
+            nn.with_logical_partitioning(nn.initializers.lecun_normal(), ("proj", "classes")),
+            (z.shape[-1], self.num_prototypes),
+            self.param_dtype,
+        )
+        prototypes = l2_normalize(kernel.T)  # (K, d) unit rows
+        scores = jnp.dot(z.astype(jnp.float32), prototypes.T,
+                         precision=jax.lax.Precision.HIGHEST)
+        return nn.with_logical_constraint(scores, ("batch", "classes"))

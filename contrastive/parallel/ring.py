@@ -50,6 +50,20 @@ def as_varying(tree, axis_name: AxisName):
     return jax.tree.map(lambda a: jax.lax.pcast(a, _axes(axis_name), to="varying"), tree)
 
 
+def ensure_varying(tree, axis_name: AxisName):
+    """`as_varying` for the leaves (or the axes of a leaf) not already varying: a caller's
+    replicated value broadcast to per-row shape, mixed with per-row arrays."""
+    if axis_name is None:
+        return tree
+
+    def cast(a):
+        varying = jax.typeof(a).manual_axis_type.varying
+        missing = tuple(ax for ax in _axes(axis_name) if ax not in varying)
+        return jax.lax.pcast(a, missing, to="varying") if missing else a
+
+    return jax.tree.map(cast, tree)
+
+
 def ring_loop(step: Callable, local, visitor, payload, axis_name: AxisName, chunks: int = 1):
     """Runs `step` against each device's block in turn and brings the block's results home.
 

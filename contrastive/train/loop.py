@@ -24,6 +24,7 @@ from contrastive.train import events, losses, observe, pretrained, records, vali
 from contrastive.train import state as state_lib
 from contrastive.train import step as step_lib
 from contrastive.train import workdir as workdir_lib
+from contrastive.train.mixup import Mixup
 
 log = logging.getLogger(__name__)
 # The evaluation figures the progress bar shows (every figure goes to eval.jsonl).
@@ -47,7 +48,8 @@ def build_train_step(config, mesh, example: dict, vocab_size: int | None, num_ex
     init_fn = state_lib.make_init_fn(task, optimizer, inputs, loss.initial_state(num_examples))
     shardings = state_lib.state_shardings(task, init_fn, inputs, mesh, rules)
     train_step = step_lib.jit_train_step(
-        step_lib.make_train_step(task, loss, optimizer, schedule, config.num_microbatches),
+        step_lib.make_train_step(task, loss, optimizer, schedule, config.num_microbatches,
+                                 Mixup.from_config(config.get("mixup"))),
         shardings, mesh, rules)
     return task, init_fn, shardings, train_step
 

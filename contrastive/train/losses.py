@@ -10,8 +10,10 @@ and `per_example` the batch's class labels (when `record.labels`) and the batch'
 loss's per-example state. It returns the loss, or (loss, per-example outputs) for a loss with
 state. Its options are its keyword arguments with defaults (and those of its state's
 functions): naming any other is an error when the loss is bound. x and y are image and
-caption embeddings (image-text) or two views (two-view). Adding a loss: write its function on
-the engine (contrastive/losses/), then one record below.
+caption embeddings (image-text) or two views (two-view); for a record with
+inputs="prototype_scores" (SwAV), the views' scores against the model's prototypes, which the
+config check requires the model to have. Adding a loss: write its function on the engine
+(contrastive/losses/), then one record below.
 """
 import dataclasses
 import difflib
@@ -69,6 +71,9 @@ class Loss:
     labels: bool = False
     state: PerExample = NO_STATE
     multi_view: bool = False  # accepts y = (N, V - 1, d), the other views (model.num_views > 2)
+    # What x and y are: "embeddings" (unit rows) or "prototype_scores" (a two_view model with
+    # model.num_prototypes > 0: the views' (N, K) scores against its prototypes, SwAV)
+    inputs: str = "embeddings"
 
     def options(self) -> dict:
         """Every option with its default."""
@@ -122,6 +127,16 @@ def _isogclr(x, y, *, tau_x, tau_y, log_u_x, log_u_y, gamma=0.8, rho=6.0, **kw):
     return loss, estimates._asdict()
 
 
+def _swav(x, y, scale, *, epsilon=0.05, sinkhorn_iterations=3, num_global=2, block_size=None,
+          axis_name=None):
+    """x and y's views are prototype scores; views 1 and 2 are the global ones (whose codes
+    are predicted), views 3..V the small crops. N x K: no tiles, so block_size is unused."""
+    del block_size
+    return losses.swav_loss(_views(x, y), scale, epsilon=epsilon,
+                            sinkhorn_iterations=sinkhorn_iterations, num_global=num_global,
+                            axis_name=axis_name)
+
+
 LOSSES = {
     "clip": Loss(losses.clip_loss),
     "siglip": Loss(losses.siglip_loss, scalars=("scale", "bias")),
@@ -133,8 +148,12 @@ LOSSES = {
     "clip_geometry": Loss(losses.clip_geometry_loss),
     "auc": Loss(losses.auc_loss),
     "z_loss": Loss(losses.z_loss),
+    "gram": Loss(losses.gram_loss, multi_view=True),  # y: (N, V - 1, d), the anchor's others
+    "amcl": Loss(losses.amcl_loss, scalars=()),  # pair temperatures replace the shared one
     "isogclr": Loss(_isogclr, scalars=(),
                     state=PerExample(isogclr.initial_state, isogclr.update_state)),
+    "mochi": Loss(losses.mochi_loss),
+    "swav": Loss(_swav, multi_view=True, inputs="prototype_scores"),
 }
 
 

@@ -8,14 +8,17 @@ from jax.sharding import NamedSharding, PartitionSpec
 from contrastive import parallel
 from contrastive.train import accumulate
 from contrastive.train import losses as losses_lib
+from contrastive.train.mixup import Mixup
 from contrastive.train.state import TrainState
 
 
-def loss_and_grads(task, loss, params, model_state, batch, rng, rows, num_microbatches=1):
+def loss_and_grads(task, loss, params, model_state, batch, rng, rows, num_microbatches=1,
+                   mixup: Mixup = Mixup()):
     """(loss, (per-example outputs, terms), d loss / d params, d loss / d rows, new
     model_state) of the whole batch: directly, or by contrastive gradient accumulation over
     micro-batches (the same numbers up to float32 rounding; see `accumulate`). `loss` is a
-    `losses.BoundLoss`; `rows` the batch's per-example loss state ({} for most losses).
+    `losses.BoundLoss`; `rows` the batch's per-example loss state ({} for most losses);
+    `mixup` adds the loss of mixed embeddings (off by default; see `mixup`).
 
     A task's embed may return (x, y, aux), aux {name: (B,) per-example auxiliary losses}
     (CoCa's captioning cross-entropy): the objective is then the contrastive loss +
@@ -25,7 +28,8 @@ def loss_and_grads(task, loss, params, model_state, batch, rng, rows, num_microb
     def embedding_loss(pair, params, rows):
         x, y, *aux = pair
         scale, bias = task.scale_and_bias(params)
-        value, outputs = loss(x, y, scale, bias, batch.get("label"), rows)
+        pair_loss = lambda x, y: loss(x, y, scale, bias, batch.get("label"), rows)
+        value, outputs = mixup.objective(pair_loss, x, y, rng)
         terms = {name: jnp.mean(v) for name, v in (aux[0] if aux else {}).items()}
         if terms:
             terms["contrastive_loss"] = value
@@ -47,7 +51,8 @@ def loss_and_grads(task, loss, params, model_state, batch, rng, rows, num_microb
     return value, outputs, grads, row_grads, model_state
 
 
-def make_train_step(task, loss, optimizer, schedule, num_microbatches: int = 1):
+def make_train_step(task, loss, optimizer, schedule, num_microbatches: int = 1,
+                    mixup: Mixup = Mixup()):
     """The step, unjitted. `loss` is a `losses.BoundLoss`: the batch's rows of its per-example
     state are gathered by example index, passed in, updated and written back.
 
@@ -59,7 +64,8 @@ def make_train_step(task, loss, optimizer, schedule, num_microbatches: int = 1):
         rng = jax.random.fold_in(state.rng, state.step)
         rows = losses_lib.gather(state.loss_state, batch["index"])
         value, (outputs, terms), grads, row_grads, model_state = loss_and_grads(
-            task, loss, state.params, state.model_state, batch, rng, rows, num_microbatches)
+            task, loss, state.params, state.model_state, batch, rng, rows, num_microbatches,
+            mixup)
         new_rows, loss_metrics = loss.update_state(rows, row_grads, outputs)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = task.constrain(optax.apply_updates(state.params, updates))

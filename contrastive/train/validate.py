@@ -27,9 +27,11 @@ RANGES = (
     ("optimizer.b1", FLOAT, 0, 1), ("optimizer.b2", FLOAT, 0, 1),
     ("optimizer.grad_clip_norm", FLOAT, 0, None),
     ("model.embed_dim", INT, 1, None), ("model.num_views", INT, 2, None), ("model.max_scale", FLOAT, 1, None),
+    ("model.num_prototypes", INT, 0, None),
     ("model.caption_weight", FLOAT, 0, None),
     ("eval.batch_size", INT, 1, None), ("eval.max_examples", INT, 1, None),
     ("data.max_len", INT, 1, None), ("data.flip_probability", FLOAT, 0, 1),
+    ("mixup.alpha", FLOAT, 0, None), ("mixup.weight", FLOAT, 0, None),
 )
 POSITIVE = ("optimizer.learning_rate", "optimizer.eps", "model.temperature_init",
             "model.temperature")
@@ -71,7 +73,17 @@ def check_fields(config) -> None:
         if _get(config, path) not in allowed:
             raise UserError(f"config.{path}={_get(config, path)!r}: must be one of "
                             f"{', '.join(map(repr, allowed))}")
+    small = config.data.small_crop_scale
+    if small is not None and not (
+            isinstance(small, (tuple, list)) and len(small) == 2
+            and all(_is_number(v, FLOAT) for v in small) and 0 < small[0] <= small[1] <= 1):
+        raise UserError(f"config.data.small_crop_scale={small!r}: must be None or an area "
+                        "range (low, high) with 0 < low <= high <= 1")
     m = config.model
+    if small is not None and (m.kind != "two_view" or m.num_views < 3):
+        raise UserError(f"config.data.small_crop_scale={small!r} draws views 3..V: it needs "
+                        f"model.kind 'two_view' and model.num_views >= 3 (got {m.kind!r}, "
+                        f"{m.num_views})")
     if m.kind == "image_text" and not m.learn_temperature and 1 / m.temperature_init > m.max_scale:
         raise UserError(f"config.model.temperature_init={m.temperature_init} is fixed "
                         f"(learn_temperature=False) below 1/max_scale = {1 / m.max_scale}: "
@@ -108,6 +120,23 @@ def check_data_paths(config) -> None:
                         "Hugging Face tokenizer .json)")
 
 
+def _check_loss_inputs(config) -> None:
+    """The model gives the loss what its record reads: prototype scores exactly when the model
+    has prototypes (a two_view model with model.num_prototypes > 0)."""
+    m = config.model
+    scores = m.kind == "two_view" and m.num_prototypes > 0
+    reads = losses.get(config.loss).inputs
+    if reads == "prototype_scores" and not scores:
+        raise UserError(f"config.loss={config.loss!r} reads prototype scores: it needs "
+                        f"model.kind 'two_view' and model.num_prototypes > 0 (got "
+                        f"{m.kind!r}, {m.num_prototypes})")
+    if m.num_prototypes > 0 and reads != "prototype_scores":
+        readers = ", ".join(n for n, r in losses.LOSSES.items() if r.inputs == "prototype_scores")
+        raise UserError(f"config.model.num_prototypes={m.num_prototypes} gives the loss "
+                        f"prototype scores, which config.loss={config.loss!r} does not read "
+                        f"({readers} do)")
+
+
 def check(config):
     """Every check that needs no data: fields, data paths, mesh, batch split, loss. Returns
     the mesh."""
@@ -133,6 +162,14 @@ def check(config):
         multi = ", ".join(name for name, r in losses.LOSSES.items() if r.multi_view)
         raise UserError(f"config.model.num_views={config.model.num_views} needs a multi-view "
                         f"loss ({multi}); config.loss={config.loss!r} compares two views")
+    record = losses.get(config.loss)
+    if config.mixup.alpha and (record.labels or record.state is not losses.NO_STATE
+                               or record.inputs != "embeddings"):
+        raise UserError(f"config.mixup.alpha={config.mixup.alpha}: mixup pairs each row with "
+                        f"the next one's targets and mixes embeddings, which "
+                        f"config.loss={config.loss!r} cannot follow (it reads class labels, "
+                        "keeps per-example state or compares other scores)")
+    _check_loss_inputs(config)
     try:
         observe.parse_profile_steps(config.profile_steps)
         task_lib.make_task(config)  # model options, locked towers, temperatures

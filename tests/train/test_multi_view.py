@@ -76,7 +76,7 @@ def test_a_two_view_loss_given_three_views_and_a_bad_num_views_are_clear_errors(
     one = parallel.make_mesh({"data": 1}, devices=jax.devices()[:1])
     x, y = jnp.ones((4, 8)), jnp.ones((4, 2, 8))
     with pytest.raises(ValueError, match=r"model.num_views = 3 needs a multi-view loss "
-                                         r"\(ntxent, supcon\)"):
+                                         r"\(ntxent, supcon, gram, swav\)"):
         losses.bind("clip", one)(x, y, 1.0, 0.0, None, {})
     config = digits_simclr.get_config("runlocal")
     config.model.num_views = 1
