@@ -85,6 +85,12 @@ def base_config() -> ml_collections.ConfigDict:
     # the host always sends (p - 0.5) / 0.5 and the model renormalises on the device.
     c.model.pixel_mean = (0.5, 0.5, 0.5)
     c.model.pixel_std = (0.5, 0.5, 0.5)
+    # image_text, CoCa (Yu et al. 2022): > 0 adds a captioning decoder (cross-attending to the
+    # ViT's patch tokens) and this x its next-token cross-entropy to the loss; 0: no decoder.
+    c.model.caption_weight = 0.0
+    # The decoder's width, blocks, MLP width and heads (also "act", "norm_eps"); its vocabulary
+    # and length are the text tower's. Read only when caption_weight > 0.
+    c.model.captioner = {"width": 512, "depth": 6, "mlp_dim": 2048, "num_heads": 8}
     # Step-0 weights (fine-tuning, LiT): a .safetensors/.npz file or one of our runs' workdirs,
     # read as pretrained_format "run" (a workdir: its last checkpoint), "flat" (our names,
     # "image_tower/encoder/block0/..."), "openclip" (an OpenCLIP state dict; the towers must be

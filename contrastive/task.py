@@ -33,24 +33,42 @@ def locked_params(towers) -> tuple:
 class ImageTextTask:
     """CLIP / SigLIP: x = image embeddings, y = caption embeddings; scale = exp(log_scale)
     with log_scale clamped at log(max_scale) after every update (`constrain`), bias learnable
-    (used by siglip only)."""
+    (used by siglip only).
+
+    With a captioner (CoCa, `caption_weight` > 0) `embed` also returns the per-example
+    captioning cross-entropy of the batch's captions (teacher forcing, padding ignored) as an
+    auxiliary loss, {"caption_loss": (B,)}; the train step adds aux_weights x its mean."""
 
     model: models.DualEncoder
     max_scale: float
     learn_temperature: bool = True
     locked: tuple = ()  # top-level params of locked towers (LiT): no gradient flows into them
+    caption_weight: float = 0.0
+    pad_id: int = 0  # the tokenizer's padding: no captioning loss on it
+
+    @property
+    def aux_weights(self) -> dict:
+        """The weight of each auxiliary loss `embed` returns."""
+        return {"caption_loss": self.caption_weight}
 
     def inputs(self, batch):
         return batch["image"], batch["tokens"]
 
     def embed(self, params, model_state, batch, rng=None, train: bool = True):
-        """((x, y), new model_state); x, y: (B, d) unit rows, float32. `rng` feeds dropout;
+        """((x, y), new model_state); x, y: (B, d) unit rows, float32; with a captioner
+        ((x, y, {"caption_loss": (B,) cross-entropies}), new model_state). `rng` feeds dropout;
         training updates batch-norm statistics (a ResNet image tower). A locked tower's params
         enter through stop_gradient: their tangents are symbolic zeros, so autodiff builds no
         backward pass (and keeps no activations) for the tower."""
         params = {k: jax.lax.stop_gradient(v) if k in self.locked else v
                   for k, v in params.items()}
-        return _apply(self.model, params, model_state, self.inputs(batch), train, rng)
+        outputs, model_state = _apply(self.model, params, model_state, self.inputs(batch),
+                                      train, rng)
+        if self.model.captioner is None:
+            return outputs, model_state
+        x, y, logits = outputs
+        ce = models.caption_cross_entropy(logits, batch["tokens"], self.pad_id)
+        return (x, y, {"caption_loss": ce}), model_state
 
     def scale_and_bias(self, params):
         log_scale = params["log_scale"]
@@ -74,6 +92,16 @@ class ImageTextTask:
     def embed_texts(self, params, model_state, tokens):
         return self.model.apply({"params": params, **model_state}, tokens,
                                 method=self.model.embed_texts)
+
+    def image_tokens(self, params, model_state, images):
+        """The captioner's input: the image tower's (B, T, width) patch tokens."""
+        return self.model.apply({"params": params, **model_state}, images,
+                                method=self.model.image_tokens)
+
+    def caption_logits(self, params, model_state, image_tokens, tokens):
+        """(B, L, vocab) next-token logits of `tokens` given the image tokens."""
+        return self.model.apply({"params": params, **model_state}, image_tokens, tokens,
+                                method=self.model.caption_logits)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +162,21 @@ def _image_tower(config: ml_collections.ConfigDict, dtype):
                  **dict(config.image_options))
 
 
+def _captioner(m: ml_collections.ConfigDict, text_tower, dtype):
+    """CoCa's decoder for model.caption_weight > 0 (None at 0: today's model): the fields of
+    model.captioner, the text tower's vocabulary and length; ValueError for a non-ViT tower."""
+    weight = m.get("caption_weight", 0.0)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+        raise ValueError(f"model.caption_weight must be a number >= 0, got {weight!r}")
+    if not weight:
+        return None
+    if m.image_tower != "vit":
+        raise ValueError(f"model.caption_weight > 0 (CoCa) needs image_tower 'vit' (its patch "
+                         f"tokens), got {m.image_tower!r}")
+    return models.make_captioner(dict(m.get("captioner", {})), text_tower.vocab_size,
+                                 text_tower.max_len, dtype)
+
+
 def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None,
               pad_id: int = 0):
     """The task and model for `config.model` (`vocab_size` and `pad_id` from the tokenizer,
@@ -149,10 +192,11 @@ def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None,
             # Rounded up so the table splits over any tensor-parallel size up to 64 (and
             # fills whole hardware tiles); the extra rows are never looked up.
             text_options["vocab_size"] = -(-vocab_size // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
+        text_tower = models.text_transformer(m.text_variant, dtype=dtype, remat=m.remat,
+                                             **text_options)
         model = models.DualEncoder(
             image_tower=_image_tower(m, dtype),
-            text_tower=models.text_transformer(m.text_variant, dtype=dtype, remat=m.remat,
-                                               **text_options),
+            text_tower=text_tower,
             embed_dim=m.embed_dim,
             temperature_init=m.temperature_init,
             bias_init=m.bias_init,
@@ -162,9 +206,11 @@ def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None,
             head_bias=m.get("head_bias", False),
             pixel_mean=tuple(m.get("pixel_mean", (0.5,) * 3)),
             pixel_std=tuple(m.get("pixel_std", (0.5,) * 3)),
+            captioner=_captioner(m, text_tower, dtype),
         )
         locked = locked_params(config.optimizer.get("locked_towers", ()))
-        return ImageTextTask(model, m.max_scale, m.learn_temperature, locked)
+        return ImageTextTask(model, m.max_scale, m.learn_temperature, locked,
+                             float(m.get("caption_weight", 0.0)), pad_id)
     if config.optimizer.get("locked_towers"):
         raise ValueError("optimizer.locked_towers needs model.kind 'image_text' (two_view has "
                          "one tower: lock it with optimizer.frozen_patterns)")

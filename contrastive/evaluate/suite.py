@@ -2,13 +2,17 @@
 checkpoint), from config.eval:
 
   image_text  zero-shot top-1/top-5 (prompt ensembles), image<->text Recall@1/5/10 on the eval
-              split's captions, geometry of (image, first caption) pairs
+              split's captions, geometry of (image, first caption) pairs; with a captioner
+              (CoCa) greedy captions scored against the eval captions (`captioning`)
   two_view    geometry of two augmented views of each eval image (fixed once)
   both        kNN (1-NN and weighted) and a linear probe on image features, train -> eval split
 """
 from collections.abc import Callable
+import json
 import logging
+import os
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -16,7 +20,7 @@ import numpy as np
 from contrastive.data import digits
 from contrastive.data import from_config as data_lib
 from contrastive.evaluate import embed as embed_lib
-from contrastive.evaluate import geometry, knn, linear_probe, retrieval, zero_shot
+from contrastive.evaluate import captioning, geometry, knn, linear_probe, retrieval, zero_shot
 from contrastive.evaluate import zero_shot_datasets
 
 log = logging.getLogger(__name__)
@@ -72,6 +76,31 @@ def _captions_step(config, captions, embed_texts, tokenizer):
     return step
 
 
+def _captioning_step(config, task, images, captions, tokenizer, batched, examples_dir,
+                     num_examples: int = 16):
+    """Greedy captions of the eval images scored against their captions; the first
+    `num_examples` (generated and reference texts) go to examples_dir/captions.json."""
+    pad_id, eos_id = tokenizer.pad_id, captioning.end_id(tokenizer)
+    generate = batched(captioning.caption_generator(task, config.data.max_len, pad_id, eos_id,
+                                                    tokenizer.vocab_size))
+    references = [tokenizer.encode_batch(texts) for texts in captions]
+
+    def step(state, features):
+        del features
+        generated = generate(state.params, state.model_state, images)
+        if examples_dir and jax.process_index() == 0:
+            examples = [{"generated": tokenizer.decode(row), "references": list(texts)}
+                        for row, texts in zip(generated[:num_examples], captions)]
+            step_number = getattr(state, "step", None)
+            record = {"step": None if step_number is None else int(jax.device_get(step_number)),
+                      "examples": examples}
+            with open(os.path.join(examples_dir, "captions.json"), "w") as f:
+                json.dump(record, f, indent=1)
+        return captioning.caption_metrics(generated, references, pad_id)
+
+    return step
+
+
 def _views_step(task, views, batched):
     """Geometry of the two views' embeddings (the space the loss compares)."""
     def both_views(params, model_state, pair):
@@ -113,9 +142,10 @@ def _train_features_step(config, labels, embed_images):
 
 
 def make_evaluator(config: ml_collections.ConfigDict, task, mesh, rules,
-                   tokenizer=None) -> Callable | None:
+                   tokenizer=None, examples_dir: str | None = None) -> Callable | None:
     """evaluate(state) -> {metric name: value}, or None when the config asks for nothing.
-    `state` needs only .params and .model_state."""
+    `state` needs only .params and .model_state. examples_dir: where a captioning model's
+    generated examples are written (captions.json; None: nowhere)."""
     e = config.eval
     image_text = config.model.kind == "image_text"
     evaluation = data_lib.load_eval_split(config, config.data.eval_split, e.max_examples,
@@ -135,6 +165,13 @@ def make_evaluator(config: ml_collections.ConfigDict, task, mesh, rules,
                         config.data.text_field)
         elif e.retrieval or e.geometry:
             steps.append(_captions_step(config, evaluation["captions"], embed_texts, tokenizer))
+        if task.model.captioner is not None:
+            if evaluation["captions"] is None:
+                log.warning("The eval split has no captions under %r: no caption metrics.",
+                            config.data.text_field)
+            else:
+                steps.append(_captioning_step(config, task, images, evaluation["captions"],
+                                              tokenizer, batched, examples_dir))
     elif e.geometry:
         steps.append(_views_step(task, evaluation["views"], batched))
     if e.knn or e.linear_probe:

@@ -25,6 +25,9 @@ class DualEncoder(nn.Module):
     SigLIP heads; CLIP's have none). pixel_mean, pixel_std: how integer pixels are normalised
     on the device, per channel, (p/255 - mean)/std (OpenCLIP's models want OpenAI's or
     ImageNet's statistics, see `contrastive.convert`).
+    captioner: CoCa's decoder (`models.Captioner`), reading the image tower's patch tokens
+    (the tower needs a `pooled_and_tokens` method: the ViT); None (default): no decoder, no
+    parameters for it, and the model returns (x, y) only.
     """
 
     image_tower: nn.Module
@@ -39,6 +42,7 @@ class DualEncoder(nn.Module):
     head_bias: bool = False
     pixel_mean: tuple = (0.5, 0.5, 0.5)
     pixel_std: tuple = (0.5, 0.5, 0.5)
+    captioner: nn.Module | None = None
 
     def setup(self):
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
@@ -54,11 +58,11 @@ class DualEncoder(nn.Module):
         )
         self.bias = self.param("bias", scalar(self.bias_init), (), self.param_dtype)
 
-    def embed_images(self, images, train: bool = False):
-        """(B, H, W, C) -> (B, embed_dim) unit rows, float32. Integer (uint8) pixels p are
-        normalised here, on the device: (p/255 - pixel_mean) / pixel_std. Float inputs are the
-        host's (p/255 - 0.5)/0.5; a model with other statistics (OpenCLIP's) renormalises
-        them to its own, so every data path feeds it what it was trained on."""
+    def _pixels(self, images):
+        """Integer (uint8) pixels p normalised here, on the device: (p/255 - pixel_mean) /
+        pixel_std. Float inputs are the host's (p/255 - 0.5)/0.5; a model with other
+        statistics (OpenCLIP's) renormalises them to its own, so every data path feeds it what
+        it was trained on."""
         # One value for all channels stays a scalar (grayscale inputs broadcast against it).
         per_channel = lambda v: v[0] if len(set(v)) == 1 else jnp.asarray(v, jnp.float32)
         mean, std = per_channel(self.pixel_mean), per_channel(self.pixel_std)
@@ -66,15 +70,32 @@ class DualEncoder(nn.Module):
             images = (images.astype(jnp.float32) / 255.0 - mean) / std
         elif (tuple(self.pixel_mean), tuple(self.pixel_std)) != ((0.5,) * 3, (0.5,) * 3):
             images = ((images * 0.5 + 0.5) - mean) / std
-        return l2_normalize(self.image_head(self.image_tower(images, train), train))
+        return images
+
+    def embed_images(self, images, train: bool = False):
+        """(B, H, W, C) -> (B, embed_dim) unit rows, float32 (pixels as `_pixels` says)."""
+        return l2_normalize(self.image_head(self.image_tower(self._pixels(images), train), train))
 
     def embed_texts(self, tokens, train: bool = False):
         """(B, L) -> (B, embed_dim) unit rows, float32."""
         return l2_normalize(self.text_head(self.text_tower(tokens, train), train))
 
+    def image_tokens(self, images, train: bool = False):
+        """(B, H, W, C) -> the image tower's patch tokens (B, T, width), the captioner's input."""
+        return self.image_tower.pooled_and_tokens(self._pixels(images), train)[1]
+
+    def caption_logits(self, image_tokens, tokens):
+        """(B, T, width) image tokens, (B, L) tokens -> (B, L, vocab) next-token logits."""
+        return self.captioner(image_tokens, tokens)
+
     def __call__(self, images, tokens, train: bool = False):
-        """Returns (image embeddings, text embeddings), each (B, embed_dim)."""
-        return self.embed_images(images, train), self.embed_texts(tokens, train)
+        """(image embeddings, text embeddings), each (B, embed_dim); with a captioner also the
+        caption's next-token logits (B, L, vocab), from one pass of the image tower."""
+        if self.captioner is None:
+            return self.embed_images(images, train), self.embed_texts(tokens, train)
+        pooled, patches = self.image_tower.pooled_and_tokens(self._pixels(images), train)
+        x = l2_normalize(self.image_head(pooled, train))
+        return x, self.embed_texts(tokens, train), self.captioner(patches, tokens)
 
 
 class SiameseEncoder(nn.Module):

@@ -122,8 +122,15 @@ class ViT(nn.Module):
     pre_norm: bool = False
     patch_bias: bool = True
 
-    @nn.compact
     def __call__(self, images, train: bool = False):
+        """(B, H, W, C) -> (B, width) pooled features."""
+        return self.pooled_and_tokens(images, train)[0]
+
+    @nn.compact
+    def pooled_and_tokens(self, images, train: bool = False):
+        """((B, width) pooled features, (B, T, width) the encoder's patch tokens after its final
+        LayerNorm, without the class token; T = N, or the K kept under patch dropout). The same
+        parameters as `__call__`, which returns the first of these."""
         if not 0 <= self.patch_dropout < 1:
             raise ValueError(f"patch_dropout must be in [0, 1), got {self.patch_dropout!r}")
         if self.pool not in ("cls", "gap", "map"):
@@ -190,6 +197,7 @@ class ViT(nn.Module):
             name="encoder",
         )(x)
 
+        tokens = x[:, 1:] if self.pool == "cls" else x
         if self.pool == "cls":
             x = x[:, 0]
         elif self.pool == "gap":
@@ -197,7 +205,7 @@ class ViT(nn.Module):
         else:
             x = MAPHead(self.mlp_dim, self.num_heads, self.dtype, self.param_dtype, self.act,
                         self.norm_eps, name="map")(x)
-        return nn.with_logical_constraint(x, ("batch", "embed"))
+        return nn.with_logical_constraint(x, ("batch", "embed")), tokens
 
 
 def vit(name: str, **overrides) -> ViT:

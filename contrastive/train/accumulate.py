@@ -11,8 +11,11 @@ micro-batches' own losses) would change the objective. Instead, with B = k m row
               forward pass and keeping its activations only while back-propagating it.
 
 By the chain rule dL/dparams = sum_j (d f_j / d params)^T g_j, exactly the full-batch
-gradient; activation memory is that of one micro-batch. Batch-norm statistics are per
-micro-batch (as with any accumulation), so equality holds for models without batch norm.
+gradient; activation memory is that of one micro-batch. A per-example auxiliary loss that f
+may return beside (x, y) (CoCa's captioning cross-entropy: its batch mean is a sum over
+examples) is one more output of f, its g = weight / B per row, pulled back in the same
+replay. Batch-norm statistics are per micro-batch (as with any accumulation), so equality
+holds for models without batch norm.
 
 Micro-batch j holds rows j, j + k, j + 2k, ...: every device's shard of the batch contributes
 to every micro-batch, so all devices stay busy and no rows move between devices.
@@ -41,11 +44,11 @@ def value_and_grad(embed, embedding_loss, params, model_state, batch, rng, rows,
     """(loss, outputs, d loss / d params, d loss / d rows, new model_state) of the full batch,
     k micro-batches at a time.
 
-    embed(params, model_state, batch, rng) -> ((x, y), model_state) for one micro-batch (its
-    rng is fold_in(rng, j) in both passes, so a stochastic forward replays identically);
-    embedding_loss(x, y, params, rows) -> (scalar loss of the whole batch of embeddings, its
-    per-example outputs); it reads only the scalar parameters (e.g. the temperature) of
-    params, and `rows` are the batch's per-example loss state.
+    embed(params, model_state, batch, rng) -> (pair, model_state) for one micro-batch, pair
+    = (x, y) or (x, y, aux) with aux per-example (its rng is fold_in(rng, j) in both passes, so
+    a stochastic forward replays identically); embedding_loss(pair, params, rows) -> (scalar
+    loss of the whole batch's pair, its outputs); it reads only the scalar parameters (e.g.
+    the temperature) of params, and `rows` are the batch's per-example loss state.
     """
     micro = split_microbatches(batch, k)
     micro_rngs = jax.vmap(lambda j: jax.random.fold_in(rng, j))(jnp.arange(k))
@@ -58,12 +61,12 @@ def value_and_grad(embed, embedding_loss, params, model_state, batch, rng, rows,
 
     # 1. Embeddings of every micro-batch; scan keeps only its outputs, (k, B/k, d) each.
     model_state, pairs = jax.lax.scan(embed_one, model_state, (micro, micro_rngs))
-    x, y = merge_microbatches(pairs)
+    pair = merge_microbatches(pairs)
 
     # 2. Full-batch loss; its gradient w.r.t. the embeddings, scalar parameters and rows.
-    (loss, outputs), (grad_x, grad_y, grads, row_grads) = jax.value_and_grad(
-        embedding_loss, argnums=(0, 1, 2, 3), has_aux=True)(x, y, params, rows)
-    cached = split_microbatches((grad_x, grad_y), k)
+    (loss, outputs), (grad_pair, grads, row_grads) = jax.value_and_grad(
+        embedding_loss, argnums=(0, 1, 2), has_aux=True)(pair, params, rows)
+    cached = split_microbatches(grad_pair, k)
 
     # 3. Replay each micro-batch and pull its slice of the embedding gradient back.
     def replay(grads, inputs):

@@ -132,7 +132,7 @@ def _train(config, workdir: str, mesh, data, checkpointer, started: float) -> di
     if is_writer:  # what `python -m contrastive.evaluate` rebuilds the run from
         records.write_atomically(os.path.join(workdir, "config.json"), config.to_json(indent=1))
 
-    evaluate = suite.make_evaluator(config, task, mesh, rules, data.tokenizer)
+    evaluate = suite.make_evaluator(config, task, mesh, rules, data.tokenizer, workdir)
     metrics_log = records.JsonlWriter(os.path.join(workdir, "metrics.jsonl"), first_step, is_writer)
     eval_log = records.JsonlWriter(os.path.join(workdir, "eval.jsonl"), first_step, is_writer)
     board = events.EventWriter(workdir, first_step, config, is_writer)

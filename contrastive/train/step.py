@@ -14,24 +14,36 @@ from contrastive.train.state import TrainState
 
 def loss_and_grads(task, loss, params, model_state, batch, rng, rows, num_microbatches=1,
                    mixup: Mixup = Mixup()):
-    """(loss, per-example outputs, d loss / d params, d loss / d rows, new model_state) of
-    the whole batch: directly, or by contrastive gradient accumulation over micro-batches
-    (the same numbers up to float32 rounding; see `accumulate`). `loss` is a
+    """(loss, (per-example outputs, terms), d loss / d params, d loss / d rows, new
+    model_state) of the whole batch: directly, or by contrastive gradient accumulation over
+    micro-batches (the same numbers up to float32 rounding; see `accumulate`). `loss` is a
     `losses.BoundLoss`; `rows` the batch's per-example loss state ({} for most losses);
-    `mixup` adds the loss of mixed embeddings (off by default; see `mixup`)."""
+    `mixup` adds the loss of mixed embeddings (off by default; see `mixup`).
 
-    def embedding_loss(x, y, params, rows):
+    A task's embed may return (x, y, aux), aux {name: (B,) per-example auxiliary losses}
+    (CoCa's captioning cross-entropy): the objective is then the contrastive loss +
+    sum_name task.aux_weights[name] * mean(aux[name]), and `terms` holds each mean and the
+    contrastive loss alone ("contrastive_loss"), for the metrics. Without aux, terms = {}."""
+
+    def embedding_loss(pair, params, rows):
+        x, y, *aux = pair
         scale, bias = task.scale_and_bias(params)
         pair_loss = lambda x, y: loss(x, y, scale, bias, batch.get("label"), rows)
-        return mixup.objective(pair_loss, x, y, rng)
+        value, outputs = mixup.objective(pair_loss, x, y, rng)
+        terms = {name: jnp.mean(v) for name, v in (aux[0] if aux else {}).items()}
+        if terms:
+            terms["contrastive_loss"] = value
+            weights = task.aux_weights
+            value = value + sum(weights[name] * terms[name] for name in aux[0])
+        return value, (outputs, terms)
 
     if num_microbatches > 1:
         return accumulate.value_and_grad(task.embed, embedding_loss, params, model_state, batch,
                                          rng, rows, num_microbatches)
 
     def full_loss(params, rows):
-        (x, y), new_model_state = task.embed(params, model_state, batch, rng)
-        value, outputs = embedding_loss(x, y, params, rows)
+        pair, new_model_state = task.embed(params, model_state, batch, rng)
+        value, outputs = embedding_loss(pair, params, rows)
         return value, (outputs, new_model_state)
 
     (value, (outputs, model_state)), (grads, row_grads) = jax.value_and_grad(
@@ -51,7 +63,7 @@ def make_train_step(task, loss, optimizer, schedule, num_microbatches: int = 1,
     def train_step(state: TrainState, batch):
         rng = jax.random.fold_in(state.rng, state.step)
         rows = losses_lib.gather(state.loss_state, batch["index"])
-        value, outputs, grads, row_grads, model_state = loss_and_grads(
+        value, (outputs, terms), grads, row_grads, model_state = loss_and_grads(
             task, loss, state.params, state.model_state, batch, rng, rows, num_microbatches,
             mixup)
         new_rows, loss_metrics = loss.update_state(rows, row_grads, outputs)
@@ -67,6 +79,7 @@ def make_train_step(task, loss, optimizer, schedule, num_microbatches: int = 1,
             "param_norm": optax.global_norm(state.params),
             "update_norm": optax.global_norm(updates),
             **loss_metrics,
+            **terms,
         }
         loss_state = losses_lib.scatter(state.loss_state, batch["index"], new_rows)
         return TrainState(state.step + 1, params, model_state, opt_state, state.rng,

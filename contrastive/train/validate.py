@@ -28,6 +28,7 @@ RANGES = (
     ("optimizer.grad_clip_norm", FLOAT, 0, None),
     ("model.embed_dim", INT, 1, None), ("model.num_views", INT, 2, None), ("model.max_scale", FLOAT, 1, None),
     ("model.num_prototypes", INT, 0, None),
+    ("model.caption_weight", FLOAT, 0, None),
     ("eval.batch_size", INT, 1, None), ("eval.max_examples", INT, 1, None),
     ("data.max_len", INT, 1, None), ("data.flip_probability", FLOAT, 0, 1),
     ("mixup.alpha", FLOAT, 0, None), ("mixup.weight", FLOAT, 0, None),
