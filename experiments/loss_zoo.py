@@ -57,6 +57,9 @@ PAIRS = [
     ("clip mixup", "clip", {}),
     ("amcl", "amcl", {}),
     ("mochi", "mochi", {}),
+    ("clip mlp head", "clip", {}),
+    ("clip patch dropout 0.5", "clip", {}),
+    ("coca", "clip", {}),
 ]
 VIEWS = [
     ("clip (cross-view)", "clip", {}),
@@ -82,6 +85,15 @@ EXTRA_FLAGS = {("views", "ntxent 4 views"): ["--config.model.num_views=4"],
                ("views", "gram 3 views"): ["--config.model.num_views=3"],
                ("pairs", "clip mixup"): ["--config.mixup.alpha=1.0"],
                ("views", "ntxent mixup"): ["--config.mixup.alpha=1.0"],
+               ("pairs", "clip mlp head"): ["--config.model.mlp_head=True",
+                                            "--config.model.head_hidden_dim=128"],
+               ("pairs", "clip patch dropout 0.5"): [
+                   "--config.model.image_options={'width': 64, 'mlp_dim': 128, 'num_heads': 2, "
+                   "'depth': 2, 'patch_dropout': 0.5}"],  # digits_clip's tower, half its patches
+               ("pairs", "coca"): [  # configs/digits_coca.py's decoder
+                   "--config.model.caption_weight=1.0",
+                   "--config.model.captioner={'width': 64, 'depth': 2, 'mlp_dim': 128, "
+                   "'num_heads': 2}"],
                ("views", "swav"): SWAV,
                ("views", "swav multi-crop"): SWAV + ["--config.model.num_views=4",
                                                      "--config.data.small_crop_scale=(0.2, 0.5)"]}
