@@ -1,8 +1,11 @@
 """CLIP at scale (Radford et al. 2021) on an image-text tfds dataset from a data_dir.
 
 Variants: `configs/clip.py:vit_b16,batch=65536`; sizes vit_b32, vit_b16, vit_l14; `runlocal`
-shrinks everything for a smoke run. The text tower uses a SentencePiece model at
-data.tokenizer (train one with contrastive.data.tokenizer.train_sentencepiece).
+shrinks everything for a smoke run. The text tower reads CLIP's BPE (OpenCLIP's tokenizer, 49,408
+ids, shipped with the package); training crops are OpenCLIP's random-resized ones.
+
+img2dataset shards instead of the tfds dataset: two fields,
+  --config.data.name=webdataset --config.data.shards='/data/laion/{00000..00999}.tar'
 """
 from configs import common
 
@@ -36,7 +39,7 @@ def get_config(arg=None):
     # Options for pod scale (contrastive.models.Transformer): {"scan": True, "head_chunks": H}
     # in image_options / text_options; measured memory-neutral for B/16 at 1,024 per v5e chip
     # (experiments/results/pod_compile.md), so off by default.
-    c.model.text_options = {"vocab_size": 32_000, "max_len": 77}
+    c.model.text_options = {"vocab_size": 49_408, "max_len": 77}  # CLIP's BPE
     c.model.embed_dim = embed_dim
     c.model.dtype = "bfloat16"
     c.model.remat = True
@@ -48,7 +51,8 @@ def get_config(arg=None):
     c.data.eval_split = "val"
     c.data.image_size = 224
     c.data.max_len = 77
-    c.data.tokenizer = "~/tensorflow_datasets/sentencepiece_32k.model"
+    c.data.tokenizer = "clip"
+    c.data.train_crop = "random_resized"
     c.data.worker_count = 8
     c.eval.zero_shot = False  # captions have no classes; retrieval comes with the eval suite
     if args.runlocal:

@@ -151,12 +151,17 @@ def make_evaluator(config: ml_collections.ConfigDict, task, mesh, rules,
     evaluation = data_lib.load_eval_split(config, config.data.eval_split, e.max_examples,
                                  two_views=e.geometry and not image_text)
     images, labels = evaluation["images"], evaluation["labels"]
+    # Web-scale image-text records (webdataset, csv) carry no class: label -1 throughout.
+    unlabelled = bool(np.all(labels < 0))
+    if unlabelled and (e.zero_shot or e.knn or e.linear_probe):
+        log.warning("The eval split has no class labels: no zero-shot, kNN or linear probe "
+                    "(retrieval and geometry still run).")
     batched = lambda fn: embed_lib.make_batch_embedder(fn, mesh, rules, e.batch_size)
     embed_images = batched(task.embed_images)
     steps = []  # each: (state, image features of the eval split) -> {name: value}
     if image_text:
         embed_texts = batched(task.embed_texts)
-        if e.zero_shot:
+        if e.zero_shot and not unlabelled:
             steps.append(_zero_shot_step(config, labels, embed_texts, tokenizer))
         steps += zero_shot_datasets.make_steps(config, embed_images, embed_texts, tokenizer,
                                                class_prompts)
@@ -174,7 +179,7 @@ def make_evaluator(config: ml_collections.ConfigDict, task, mesh, rules,
                                               tokenizer, batched, examples_dir))
     elif e.geometry:
         steps.append(_views_step(task, evaluation["views"], batched))
-    if e.knn or e.linear_probe:
+    if (e.knn or e.linear_probe) and not unlabelled:
         steps.append(_train_features_step(config, labels, embed_images))
     if not steps:
         return None

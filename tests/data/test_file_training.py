@@ -3,6 +3,7 @@ metrics.jsonl (the CSV run is marked slow: one more ~30 s compile); and (slow) S
 import json
 import signal
 import subprocess
+import sys
 
 import pytest
 
@@ -33,10 +34,14 @@ def test_training_on_webdataset_counts_bad_records(tmp_path):
             parts["jpg"] = b"garbage"
         return parts
     pattern = files.write_shards(tmp_path / "shards", 3, RECORDS // 3, damage)
-    config = file_config(tmp_path, data__name="webdataset", data__shards=pattern)
+    # The default evaluation, kNN and probe included: shards carry no class labels, so those
+    # are skipped (said in the log) and retrieval runs.
+    config = file_config(tmp_path, data__name="webdataset", data__shards=pattern,
+                         eval__retrieval=True, eval__knn=True, eval__linear_probe=True)
     summary = loop.train_and_evaluate(config, str(tmp_path / "run"))
     lines = metrics(tmp_path / "run")
     assert summary["step"] == STEPS and len(lines) == STEPS
+    assert "i2t_r@1" in summary and "knn_top1" not in summary
     # each epoch visits the bad record once; nothing before it is bad, so one skip per visit
     assert sum(l["data_skipped"] for l in lines) == STEPS * BATCH // RECORDS * len(bad)
     assert all(l["data_empty_shards"] == 0 and l["data_wait_s"] >= 0 for l in lines)
@@ -104,3 +109,22 @@ def test_two_processes_on_shards_count_every_bad_record(tmp_path):
         assert p.returncode == 0, stderr[-3000:]
     lines = metrics(tmp_path / "run")
     assert len(lines) == STEPS and sum(l["data_skipped"] for l in lines) == 2
+
+
+@pytest.mark.slow  # ~20 s: a 224-px ViT compile
+def test_configs_clip_trains_on_img2dataset_shards_by_changing_two_fields(tmp_path):
+    """img2dataset's layout (KEY.jpg, KEY.txt, KEY.json per record): configs/clip.py (shrunk by
+    runlocal) needs only data.name and data.shards; its tokenizer (CLIP's BPE) ships with the
+    package."""
+    def with_json(i, parts):
+        parts["json"] = json.dumps({"key": f"{i:09d}", "status": "success"}).encode()
+        return parts
+    pattern = files.write_shards(tmp_path / "shards", 2, 8, with_json)
+    command = [sys.executable, "-m", "contrastive.main", "--config=configs/clip.py:runlocal",
+               f"--workdir={tmp_path / 'run'}", "--config.data.name=webdataset",
+               f"--config.data.shards={pattern}"]
+    result = subprocess.run(command, cwd=ROOT, env=device_env(1), capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["step"] == 4 and summary["loss"] > 0 and "i2t_r@1" in summary
