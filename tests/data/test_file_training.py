@@ -128,3 +128,33 @@ def test_configs_clip_trains_on_img2dataset_shards_by_changing_two_fields(tmp_pa
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["step"] == 4 and summary["loss"] > 0 and "i2t_r@1" in summary
+
+
+def test_two_real_processes_read_disjoint_examples_covering_the_epoch(tmp_path):
+    """2 processes x 4 devices (gloo), the trainer's data path: one epoch of 4 shards x 6
+    records in 3 global batches of 8 gives each process 12 examples, the two sets disjoint and
+    together the 24 (process p reads shards p, p + 2)."""
+    from tests.train.helpers import free_port
+
+    pattern = files.write_shards(tmp_path / "shards", 4, 6)
+    port = free_port()
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "tests.data.read_epoch_worker",
+                          f"--shards={pattern}", f"--port={port}", f"--process_id={i}",
+                          "--steps=3", "--batch=8"],
+                         cwd=ROOT, env=device_env(4), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    reads = []
+    for p in processes:
+        stdout, stderr = p.communicate(timeout=300)
+        assert p.returncode == 0, stderr[-3000:]
+        reads.append(json.loads(stdout.strip().splitlines()[-1]))
+    assert [r["devices"] for r in reads] == [4, 4]
+    ids = [r["ids"] for r in sorted(reads, key=lambda r: r["process"])]
+    assert len(ids[0]) == len(ids[1]) == 12
+    assert not set(ids[0]) & set(ids[1])
+    assert sorted(ids[0] + ids[1]) == list(range(24))
+    for process, own in enumerate(ids):
+        assert {i // 6 % 2 for i in own} == {process}  # record i lives in shard i // 6
