@@ -230,7 +230,8 @@ def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None,
 def model_inputs(task, example: dict, rows: int):
     """ShapeDtypeStructs of the model's inputs for `rows` examples shaped like `example`
     (one transformed record)."""
-    batch = {k: jax.ShapeDtypeStruct((rows, *jnp.shape(v)), jnp.asarray(v).dtype)
+    spec = lambda v: v if isinstance(v, jax.ShapeDtypeStruct) else jnp.asarray(v)
+    batch = {k: jax.ShapeDtypeStruct((rows, *spec(v).shape), spec(v).dtype)
              for k, v in example.items()}
     return task.inputs(batch)
 
@@ -245,14 +246,16 @@ def variable_shardings(task, inputs, mesh, rules) -> dict:
     """{"params": ..., and each model-state collection: ...} of NamedShardings, from the
     modules' logical axis names and the rules; shapes only, nothing is initialised."""
     with parallel.sharding_context(mesh, rules):
-        boxed = jax.eval_shape(lambda k: init_variables(task, k, inputs), jax.random.PRNGKey(0))
+        # The key is made inside the trace: an eager op here would run on the mesh's devices,
+        # which need not exist (a TPU topology compiled for on a CPU host).
+        boxed = jax.eval_shape(lambda: init_variables(task, jax.random.PRNGKey(0), inputs))
         return dict(parallel.param_shardings(boxed, mesh, rules))
 
 
 def abstract_variables(task, inputs, mesh, rules) -> dict:
     """The model's variables as sharded ShapeDtypeStructs (a restore target for orbax)."""
-    shapes = jax.eval_shape(lambda k: dict(nn.meta.unbox(init_variables(task, k, inputs))),
-                            jax.random.PRNGKey(0))
+    shapes = jax.eval_shape(lambda: dict(nn.meta.unbox(init_variables(
+        task, jax.random.PRNGKey(0), inputs))))
     return jax.tree.map(lambda s, sharding: jax.ShapeDtypeStruct(s.shape, s.dtype,
                                                                  sharding=sharding),
                         shapes, variable_shardings(task, inputs, mesh, rules))
