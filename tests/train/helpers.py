@@ -120,3 +120,22 @@ def tensorboard_text(workdir, tag) -> list[tuple[int, str]]:
     """(step, text) of every event of a text tag in workdir/tensorboard."""
     return [(e.step, e.tensor_proto.string_val[0].decode())
             for e in _tensorboard(workdir).Tensors(f"{tag}/text_summary")]
+
+
+def first_batch_and_state(config, mesh):
+    """(task, the first training batch, the initial TrainState) of `config` on `mesh`, built
+    as the trainer builds them (for tests of the step's gradient computation)."""
+    from contrastive import parallel
+    from contrastive import task as task_lib
+    from contrastive.data import from_config as data_lib
+    from contrastive.train import state as state_lib
+
+    rules = parallel.DEFAULT_RULES
+    data = data_lib.make_train_data(config, parallel.batch_sharding(mesh))
+    task = task_lib.make_task(config, data.tokenizer.vocab_size)
+    optimizer, _ = state_lib.make_optimizer(config.optimizer, config.total_steps)
+    inputs = task_lib.model_inputs(task, data.example, parallel.batch_shards(mesh))
+    init_fn = state_lib.make_init_fn(task, optimizer, inputs)
+    state = state_lib.init_state(init_fn, state_lib.state_shardings(
+        task, init_fn, inputs, mesh, rules), config.seed, mesh, rules)
+    return task, next(data.iterator), state

@@ -5,11 +5,8 @@ import numpy as np
 import pytest
 
 from contrastive import parallel
-from contrastive import task as task_lib
-from contrastive.data import from_config as data_lib
 from contrastive.train import accumulate, losses, step
-from contrastive.train import state as state_lib
-from tests.train.helpers import tiny_config
+from tests.train.helpers import first_batch_and_state, tiny_config
 
 MESH = {"data": 2, "fsdp": 2, "model": 2}
 
@@ -29,15 +26,7 @@ def test_four_micro_batches_give_the_full_batch_gradient(digits_data_dir, loss_n
     config = tiny_config(digits_data_dir, loss=loss_name, batch_size=32)
     mesh = parallel.make_mesh(MESH)
     rules = parallel.DEFAULT_RULES
-    data = data_lib.make_train_data(config, parallel.batch_sharding(mesh))
-    batch = next(data.iterator)
-    task = task_lib.make_task(config, data.tokenizer.vocab_size)
-    optimizer, _ = state_lib.make_optimizer(config.optimizer, config.total_steps)
-    inputs = task_lib.model_inputs(task, data.example, 4)
-    init_fn = state_lib.make_init_fn(task, optimizer, inputs)
-    state = state_lib.init_state(
-        init_fn, state_lib.state_shardings(task, init_fn, inputs, mesh, rules), config.seed,
-        mesh, rules)
+    task, batch, state = first_batch_and_state(config, mesh)
     loss = losses.bind(loss_name, mesh)
 
     def loss_and_grads(k):

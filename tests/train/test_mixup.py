@@ -6,13 +6,10 @@ import numpy as np
 import pytest
 
 from contrastive import parallel
-from contrastive import task as task_lib
-from contrastive.data import from_config as data_lib
 from contrastive.errors import UserError
 from contrastive.losses.cases import paired, rel_err
 from contrastive.train import losses, mixup, step, validate
-from contrastive.train import state as state_lib
-from tests.train.helpers import tiny_config
+from tests.train.helpers import first_batch_and_state, tiny_config
 
 ONE = parallel.make_mesh({"data": 1}, devices=jax.devices()[:1])
 
@@ -69,15 +66,8 @@ def test_accumulation_sees_the_same_mixed_objective(digits_data_dir):
     whole batch's embeddings, after accumulation's embedding pass."""
     config = tiny_config(digits_data_dir, batch_size=16)
     mesh = parallel.make_mesh({"data": 2, "fsdp": 2, "model": 2})
-    data = data_lib.make_train_data(config, parallel.batch_sharding(mesh))
-    batch = next(data.iterator)
-    task = task_lib.make_task(config, data.tokenizer.vocab_size)
-    optimizer, _ = state_lib.make_optimizer(config.optimizer, config.total_steps)
-    inputs = task_lib.model_inputs(task, data.example, 4)
-    init_fn = state_lib.make_init_fn(task, optimizer, inputs)
     rules = parallel.DEFAULT_RULES
-    state = state_lib.init_state(init_fn, state_lib.state_shardings(
-        task, init_fn, inputs, mesh, rules), config.seed, mesh, rules)
+    task, batch, state = first_batch_and_state(config, mesh)
     loss = losses.bind("clip", mesh)
 
     def run(k, mix):
