@@ -47,5 +47,8 @@ setuptools.setup(
         # it to the installed jax with `pip install "jax[tpu]==$(python -c 'import jax;
         # print(jax.__version__)')"` if pip picks another jax.
         "tpu": ["jax[tpu]>=0.10"],
+        # The CUDA plugin and libraries (several GB): compile for H100/H200 without a GPU
+        # (experiments/pod_compile.py --topology=h100:1x1x8); pin to the installed jax as above.
+        "cuda": ["jax[cuda12]>=0.10"],
     },
 )

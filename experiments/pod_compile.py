@@ -5,7 +5,10 @@
     python experiments/pod_compile.py ... --loss_only=ring      # the loss alone (or allgather)
 
 libtpu (`pip install -e ".[tpu]"`) compiles for a topology by name on any host, no TPU needed
-(`jax.experimental.topologies`). The step compiled is the one `contrastive.main` runs
+(`jax.experimental.topologies`). GPUs likewise with the CUDA plugin (`pip install -e ".[cuda]"`):
+`--topology=h100:1x1x8` (or h200) builds 8 GPUs of one host from the device description in
+experiments/gpu_specs/, with the plugin's driver check skipped and autotuning off (both need a
+GPU). The step compiled is the one `contrastive.main` runs
 (`contrastive.train.loop.build_train_step`, lowered with abstract state and batch). Each run
 adds (or replaces) its row in experiments/results/pod_compile.{json,md}: per-chip arguments,
 temporaries and peak HBM (XLA's memory analysis), FLOPs per chip per step (XLA's cost
@@ -29,6 +32,23 @@ import benchlib
 # HBM per chip (GiB), from Google Cloud's TPU pages; the peak FLOP/s per chip come from the
 # trainer's table (contrastive.train.observe.TPU_PEAK_FLOPS, by the topology's device kind).
 HBM_GIB = {"v4": 32, "v5e": 16, "v5p": 95, "v6e": 32}
+# GPUs, compiled without one: "h100:1x1x8" is one host of 8 (the CUDA plugin, jax[cuda12],
+# builds the topology from a device description; its HBM is the description's).
+GPU_SPECS = {"h100": "h100.txtpb", "h200": "h200.txtpb"}
+SPEC_DIR = Path(__file__).resolve().parent / "gpu_specs"
+
+
+def gpu_spec(name: str) -> str | None:
+    """The device description text of a GPU topology name ("h100:1x1x8"), else None."""
+    kind = name.split(":")[0]
+    return (SPEC_DIR / GPU_SPECS[kind]).read_text() if kind in GPU_SPECS else None
+
+
+def hbm_gib(name: str) -> float:
+    spec = gpu_spec(name)
+    if spec is None:
+        return HBM_GIB[name.split(":")[0]]
+    return round(int(re.search(r"device_memory_size: (\d+)", spec)[1]) / 2**30, 1)
 
 
 def load_config(spec: str, overrides: list[str]):
@@ -54,8 +74,15 @@ def load_config(spec: str, overrides: list[str]):
 
 
 def topology_devices(name: str):
-    """The devices of a TPU topology by name, e.g. "v5e:8x8" (64 chips), "v4:4x4x4"."""
+    """The devices of a TPU topology by name, e.g. "v5e:8x8" (64 chips), "v4:4x4x4", or of
+    GPUs: "h100:1x1x8" (hosts x ... x GPUs per host, as jax's CUDA topologies count)."""
     from jax.experimental import topologies
+
+    spec = gpu_spec(name)
+    if spec is not None:
+        kind, _, shape = name.partition(":")
+        return topologies.get_topology_desc(topology_name=kind, platform="cuda",
+                                            target_config=spec, topology=shape).devices
 
     # v4 and v5p chips have two TensorCores: as in training, one device per chip (megacore).
     megacore = {"chip_config_name": "megacore"} if name.split(":")[0] in ("v4", "v5p") else {}
@@ -195,8 +222,8 @@ def search(config, mesh, loss_only, hbm: float, first: dict, compiles: int) -> i
 
 def to_markdown(rows: list, meta: dict) -> str:
     lines = [
-        "Ahead-of-time compiled train steps (or the loss alone) for TPU topologies, on a host "
-        f"without TPUs ({meta['host']}). Per-chip figures from XLA's memory and cost analysis; "
+        "Ahead-of-time compiled train steps (or the loss alone) for TPU topologies and GPU "
+        f"hosts, on a host without either ({meta['host']}). Per-chip figures from XLA's memory and cost analysis; "
         "roofline = FLOPs per chip / peak bf16 FLOP/s per chip. Command for each row: "
         "`python experiments/pod_compile.py` with the row's config, topology, mesh and sets.",
         "",
@@ -236,6 +263,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     # Compiling needs no TPU: let several compiles (and other users of libtpu) run at once.
     os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+    if gpu_spec(args.topology) is not None:
+        # The CUDA plugin checks the driver's version at start; a host without a GPU has none,
+        # and compiling for a described device needs none. Autotuning would need the device,
+        # and without it XLA's Triton GEMM tiler refuses some of the towers' dots ("Couldn't
+        # find output tile sizes"), so GEMMs go to cuBLAS, as XLA falls back to when tuning.
+        os.environ.setdefault("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", "1")
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_gpu_autotune_level=0"
+                                   " --xla_gpu_enable_triton_gemm=false")
     import jax
 
     from contrastive import parallel
@@ -250,18 +285,18 @@ def main(argv=None):
     mesh = parallel.make_mesh(mesh_axes, devices)
     from contrastive.train import observe
 
-    hbm_gib = HBM_GIB[args.topology.split(":")[0]]
+    chip_hbm_gib = hbm_gib(args.topology)
     peak_flops = observe.peak_flops(devices[0].device_kind)
     if peak_flops is None:
         raise ValueError(f"no peak FLOP/s for device kind {devices[0].device_kind!r} in "
-                         "contrastive.train.observe.TPU_PEAK_FLOPS")
-    hbm = hbm_gib * 2**30
+                         "contrastive.train.observe's tables")
+    hbm = chip_hbm_gib * 2**30
     batch = config.batch_size
     row = measure(config, mesh, args.loss_only)
     row |= {
         "tag": args.tag, "config": args.config, "sets": args.set, "topology": args.topology,
         "what": f"loss only, {args.loss_only}" if args.loss_only else "train step",
-        "chips": len(devices), "hbm_gib": hbm_gib, "peak_flops": peak_flops,
+        "chips": len(devices), "hbm_gib": chip_hbm_gib, "peak_flops": peak_flops,
         "mesh": json.dumps(mesh_axes), "batch": batch, "per_chip": batch // len(devices),
         "fits": row["hbm_bytes"] <= hbm,
         "roofline_s": row["flops"] / peak_flops if row["flops"] is not None else None,
