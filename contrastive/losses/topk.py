@@ -2,7 +2,7 @@
 most similar to each query, with their similarities, global indices and embeddings, never
 holding G.
 
-The sweep is the engine's forward double scan (`engine_forward`) with a different fold: a scan
+The sweep is the engine's forward double scan (`engine_forward.tile_sweep`) with a different fold: a scan
 over row tiles runs a scan over column tiles; each (b, b) tile of similarities is formed, the
 pair of an example with itself (global index i == j, the positive) and padding columns are set
 to -inf, and the tile is merged into its rows' running (b, k) top-k (lax.top_k of the running k
@@ -26,8 +26,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from contrastive.losses.tiling import RING_CHUNKS, Tiling, scores
-from contrastive.parallel.ring import AxisName, as_varying, ring_index, ring_loop, ring_size
+from contrastive.losses.engine_forward import tile_sweep
+from contrastive.losses.tiling import Tiling, scores
+from contrastive.parallel.ring import AxisName, as_varying, ring_size
 
 Array = jax.Array
 
@@ -70,31 +71,16 @@ def _sweep(q, keys, k, block, axis_name):
     tiling = Tiling.of(n, min(block, n))
     dtype = jnp.promote_types(q.dtype, jnp.float32)
     one = jnp.asarray(1, dtype)
-    row_ids = tiling.ids(ring_index(axis_name) * tiling.n)
     t, b = tiling.num_tiles, tiling.block
 
-    def sweep(state, visitor, payload):
-        key_tiles, col_ids = visitor
-
-        def row_tile_step(_, row_in):
-            q_i, ids_i, state_i = row_in
-
-            def col_tile_step(state_i, col_in):
-                key_j, ids_j = col_in
-                s = scores(q_i, key_j, one, None, dtype)
-                excluded = (ids_i[:, None] == ids_j[None, :]) | (ids_j < 0)[None, :]
-                return merge(state_i, jnp.where(excluded, -jnp.inf, s), ids_j, key_j), None
-
-            state_i, _ = jax.lax.scan(col_tile_step, state_i, (key_tiles, col_ids))
-            return None, state_i
-
-        _, state = jax.lax.scan(row_tile_step, None, (tiling.split(q), row_ids, state))
-        return state, payload
+    def step(top_i, no_col_state, q_i, key_j, row, col):
+        s = scores(q_i, key_j, one, None, dtype)
+        excluded = (row.ids[:, None] == col.ids[None, :]) | (col.ids < 0)[None, :]
+        return merge(top_i, jnp.where(excluded, -jnp.inf, s), col.ids, key_j), no_col_state
 
     initial = TopK(jnp.full((t, b, k), -jnp.inf, dtype), jnp.full((t, b, k), -1, jnp.int32),
                    jnp.zeros((t, b, k, d), keys.dtype))
-    state, _ = ring_loop(sweep, as_varying(initial, axis_name), (tiling.split(keys), row_ids),
-                         (), axis_name, RING_CHUNKS)
+    state, _ = tile_sweep(step, q, keys, as_varying(initial, axis_name), (), tiling, axis_name)
     return TopK(*(tiling.merge(a) for a in state))
 
 
