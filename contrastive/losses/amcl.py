@@ -88,16 +88,19 @@ def amcl_loss(
     dtype = engine.stats_dtype(x.dtype)
     width = x.shape[1] // num_heads
     reductions = _reductions(float(tau_min), float(tau_max), float(sharpness))
-    total = 0.0
-    for c in range(num_heads):
-        head = lambda a: a[:, c * width:(c + 1) * width].astype(dtype)
+
+    def head_loss(heads):
+        """One head's loss from its (n, width) slices of x and y."""
         xc, yc = (h / jnp.maximum(jnp.linalg.norm(h, axis=1, keepdims=True), 1e-12)
-                  for h in (head(x), head(y)))
+                  for h in heads)
         stats = engine.pairwise_stats(xc.astype(x.dtype), yc.astype(x.dtype), 1.0, None,
                                       reductions, block_size, axis_name)
         s = positive_scores(xc, yc, 1.0)
         tau = temperature(s, tau_min, tau_max, sharpness)
         own = -s / tau + beta * (width / 2 * jnp.log(tau) + 1 / tau)
-        total = total + 0.5 * (engine.global_mean(stats.row_lse + own, axis_name)
-                               + engine.global_mean(stats.col_lse + own, axis_name))
-    return total / num_heads
+        return 0.5 * (engine.global_mean(stats.row_lse + own, axis_name)
+                      + engine.global_mean(stats.col_lse + own, axis_name))
+
+    # (C, n, width) slices, one engine sweep per head in a loop: the program holds one.
+    split = lambda a: jnp.swapaxes(a.astype(dtype).reshape(a.shape[0], num_heads, width), 0, 1)
+    return jnp.mean(jax.lax.map(head_loss, (split(x), split(y))))
