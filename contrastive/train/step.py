@@ -30,12 +30,11 @@ def loss_and_grads(task, loss, params, model_state, batch, rng, rows, num_microb
         scale, bias = task.scale_and_bias(params)
         pair_loss = lambda x, y: loss(x, y, scale, bias, batch.get("label"), rows)
         value, outputs = mixup.objective(pair_loss, x, y, rng)
-        terms = {name: jnp.mean(v) for name, v in (aux[0] if aux else {}).items()}
-        if terms:
-            terms["contrastive_loss"] = value
-            weights = task.aux_weights
-            value = value + sum(weights[name] * terms[name] for name in aux[0])
-        return value, (outputs, terms)
+        if not aux:
+            return value, (outputs, {})
+        terms = {name: jnp.mean(v) for name, v in aux[0].items()}
+        total = value + sum(task.aux_weights[name] * mean for name, mean in terms.items())
+        return total, (outputs, {**terms, "contrastive_loss": value})
 
     if num_microbatches > 1:
         return accumulate.value_and_grad(task.embed, embedding_loss, params, model_state, batch,

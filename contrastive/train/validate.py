@@ -120,12 +120,12 @@ def check_data_paths(config) -> None:
                         "Hugging Face tokenizer .json)")
 
 
-def _check_loss_inputs(config) -> None:
+def _check_loss_inputs(config, record: losses.Loss) -> None:
     """The model gives the loss what its record reads: prototype scores exactly when the model
     has prototypes (a two_view model with model.num_prototypes > 0)."""
     m = config.model
     scores = m.kind == "two_view" and m.num_prototypes > 0
-    reads = losses.get(config.loss).inputs
+    reads = record.inputs
     if reads == "prototype_scores" and not scores:
         raise UserError(f"config.loss={config.loss!r} reads prototype scores: it needs "
                         f"model.kind 'two_view' and model.num_prototypes > 0 (got "
@@ -157,19 +157,18 @@ def check(config):
     except ValueError as error:
         field = "loss_options" if "option" in str(error) else "loss"
         raise UserError(f"config.{field}: {error}") from None
-    if config.model.kind == "two_view" and config.model.num_views > 2 and not losses.get(
-            config.loss).multi_view:
+    record = losses.get(config.loss)
+    if config.model.kind == "two_view" and config.model.num_views > 2 and not record.multi_view:
         multi = ", ".join(name for name, r in losses.LOSSES.items() if r.multi_view)
         raise UserError(f"config.model.num_views={config.model.num_views} needs a multi-view "
                         f"loss ({multi}); config.loss={config.loss!r} compares two views")
-    record = losses.get(config.loss)
     if config.mixup.alpha and (record.labels or record.state is not losses.NO_STATE
                                or record.inputs != "embeddings"):
         raise UserError(f"config.mixup.alpha={config.mixup.alpha}: mixup pairs each row with "
                         f"the next one's targets and mixes embeddings, which "
                         f"config.loss={config.loss!r} cannot follow (it reads class labels, "
                         "keeps per-example state or compares other scores)")
-    _check_loss_inputs(config)
+    _check_loss_inputs(config, record)
     try:
         observe.parse_profile_steps(config.profile_steps)
         task_lib.make_task(config)  # model options, locked towers, temperatures
