@@ -18,6 +18,7 @@ import numpy as np
 DEFAULT_VOCAB = os.path.join(os.path.dirname(__file__), "assets", "bpe_simple_vocab_16e6.txt.gz")
 _MAX_MERGES = 49152 - 256 - 2
 _SPECIAL = ("<start_of_text>", "<end_of_text>")
+_CACHE_ENTRIES = 1 << 18  # per cache; web corpora have more distinct words than memory wants
 
 
 @functools.lru_cache(None)
@@ -34,7 +35,10 @@ def byte_symbols() -> dict[int, str]:
 def clean(text: str) -> str:
     import ftfy  # pylint: disable=import-outside-toplevel
 
-    text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
+    # Printable ASCII without "&" is a fixed point of ftfy and of html.unescape (ftfy repairs
+    # mojibake, which needs non-ASCII, entities and control characters): skip their cost.
+    if not (text.isascii() and text.isprintable() and "&" not in text):
+        text = html.unescape(html.unescape(ftfy.fix_text(text)))
     return " ".join(text.split()).lower()
 
 
@@ -62,7 +66,8 @@ class ClipTokenizer:
         self._pattern = regex.compile(
             "|".join(_SPECIAL) + r"""|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""",
             regex.IGNORECASE)
-        self._cache = {}
+        self._cache = {}  # BPE word -> its tokens
+        self._piece_ids = {}  # pre-token -> its ids (most words of a corpus repeat)
 
     def __getstate__(self):
         return {"vocab_path": self.vocab_path, "max_len": self.max_len}
@@ -97,16 +102,21 @@ class ClipTokenizer:
                     merged.append(parts[i])
                     i += 1
             parts = merged
-        self._cache[word] = parts
+        if len(self._cache) < _CACHE_ENTRIES:
+            self._cache[word] = parts
         return parts
 
     def content_ids(self, text: str) -> list[int]:
         """BPE ids of the cleaned text, without sot/eot."""
-        symbols = byte_symbols()
         ids = []
         for piece in self._pattern.findall(clean(text)):
-            word = "".join(symbols[b] for b in piece.encode("utf-8"))
-            ids += [self._ids[token] for token in self._bpe(word)]
+            known = self._piece_ids.get(piece)
+            if known is None:
+                word = "".join(byte_symbols()[b] for b in piece.encode("utf-8"))
+                known = [self._ids[token] for token in self._bpe(word)]
+                if len(self._piece_ids) < _CACHE_ENTRIES:
+                    self._piece_ids[piece] = known
+            ids += known
         return ids
 
     def encode(self, text: str) -> np.ndarray:

@@ -27,6 +27,13 @@ def caption(i: int) -> str:
     return digits.captions_for(i % 10)[0]
 
 
+def encode_jpeg(image: Image.Image, subsampling: int) -> bytes:
+    """JPEG bytes with chroma subsampling 0 (4:4:4) or 2 (4:2:0; ignored for greyscale)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90, subsampling=subsampling)
+    return buffer.getvalue()
+
+
 def encode(image: Image.Image, fmt: str = "JPEG") -> bytes:
     out = io.BytesIO()
     image.save(out, format=fmt, quality=95) if fmt == "JPEG" else image.save(out, format=fmt)

@@ -67,6 +67,28 @@ def test_crop_boxes_respect_scale_and_bounds():
         assert 3 / 4 - 1e-9 <= width / height <= 4 / 3 + 1e-9
 
 
+def _numpy_crop_box(height, width, rng, scale, ratio=(3 / 4, 4 / 3), attempts=10):
+    """The sampler written with NumPy's own uniform draws and scalar maths (the reference)."""
+    for _ in range(attempts):
+        target_area = height * width * rng.uniform(*scale)
+        aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1])))
+        crop_w, crop_h = np.sqrt(target_area * aspect), np.sqrt(target_area / aspect)
+        if crop_w <= width and crop_h <= height:
+            return (rng.uniform(0, height - crop_h), rng.uniform(0, width - crop_w), crop_h, crop_w)
+    return (0.0, 0.0, float(height), float(width))
+
+
+@pytest.mark.parametrize("height, width, scale", [(256, 256, (0.9, 1.0)), (320, 480, (0.9, 1.0)),
+                                                  (30, 50, (0.2, 0.6)), (8, 8, (0.05, 1.0))])
+def test_crop_boxes_are_numpys_draws(height, width, scale):
+    # The same boxes from the same stream, and the stream left where NumPy's draws leave it.
+    for seed in range(300):
+        ours, reference = np.random.default_rng(seed), np.random.default_rng(seed)
+        np.testing.assert_allclose(augment.sample_crop_box(height, width, ours, scale),
+                                   _numpy_crop_box(height, width, reference, scale), rtol=1e-12)
+        assert ours.random() == reference.random()
+
+
 def test_flip_mirrors(rgb):
     unit = image.to_unit_float(rgb)
     np.testing.assert_array_equal(augment.random_flip(unit, np.random.default_rng(0), 1.0), unit[:, ::-1])

@@ -32,3 +32,32 @@ def test_layout_decode_and_pickling(tokenizers):
     assert tokenizer.decode(tokenizer.encode("A photo of a CAT.")) == "a photo of a cat ."
     clone = pickle.loads(pickle.dumps(tokenizer))
     np.testing.assert_array_equal(clone.encode("dog"), tokenizer.encode("dog"))
+
+
+def test_cleaning_skips_ftfy_only_where_ftfy_changes_nothing():
+    # Oracle: ftfy and html.unescape themselves, on random printable ASCII (the fast path's
+    # domain) and on strings just outside it (entities, control characters, non-ASCII).
+    import html
+    import string
+
+    import ftfy
+
+    def full_clean(text):
+        text = html.unescape(html.unescape(ftfy.fix_text(text)))
+        return " ".join(text.split()).lower()
+
+    rng = np.random.default_rng(0)
+    alphabet = np.array(list(string.printable[:95]))  # printable ASCII, space included
+    texts = ["".join(rng.choice(alphabet, rng.integers(1, 40))) for _ in range(3000)]
+    texts += ["x &amp;amp; y", "tab\there", "crlf\r\nline", "caf\u00c3\u00a9", "\x1b[31mred",
+              "fullwidth \uff21", "\ufb01ne ligature", "a &lt;b&gt;"]
+    for text in texts:
+        assert clip_bpe.clean(text) == full_clean(text), repr(text)
+
+
+def test_repeated_words_give_the_ids_of_a_fresh_tokenizer():
+    # The per-word id cache: encoding after a warm-up equals encoding cold.
+    warm, cold = clip_bpe.ClipTokenizer(max_len=24), clip_bpe.ClipTokenizer(max_len=24)
+    text = "The cat, the cat; THE CAT's 12 cats!"
+    warm.encode("the cat sat on the cat mat")
+    np.testing.assert_array_equal(warm.encode(text), cold.encode(text))

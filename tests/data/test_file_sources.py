@@ -1,5 +1,6 @@
 """webdataset shards and CSVs: decoding, clear errors, bad records skipped and counted, resume
 and per-process reading through the pipeline."""
+import io
 import json
 import tarfile
 
@@ -63,6 +64,25 @@ def test_unusual_but_valid_images_become_rgb_uint8():
     assert decoded.dtype == np.uint8 and decoded.shape == (4, 5, 3) and (decoded == 200).all()
     grey = decode.decode_image(files.encode(Image.new("L", (3, 3), 77), "PNG"))
     assert grey.shape == (3, 3, 3) and (grey == 77).all()
+
+
+@pytest.mark.parametrize("mode, subsampling", [("RGB", 0), ("RGB", 2), ("L", 0)])
+def test_jpegs_decode_to_the_pixels_pil_gives(mode, subsampling):
+    # The fast path (simplejpeg) against the oracle, PIL on the same bytes.
+    rng = np.random.default_rng(0)
+    noisy = Image.fromarray(rng.integers(0, 256, (37, 53, 3), np.uint8)).convert(mode)
+    data = files.encode_jpeg(noisy, subsampling)
+    expected = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    np.testing.assert_array_equal(decode.decode_image(data), expected)
+
+
+def test_a_decompression_bomb_is_a_bad_record():
+    header_only = files.encode_jpeg(Image.new("RGB", (8, 8)), 0)
+    # A JPEG whose frame header claims 60,000 x 60,000 pixels (bytes past it do not matter).
+    start = header_only.index(b"\xff\xc0") + 5
+    bomb = header_only[:start] + (60_000).to_bytes(2, "big") * 2 + header_only[start + 4:]
+    with pytest.raises(decode.BadRecordError, match="decompression bomb"):
+        decode.decode_image(bomb)
 
 
 BAD = {3: "corrupt jpeg", 7: "no caption", 8: "empty caption", 12: "no image", 13: "truncated"}

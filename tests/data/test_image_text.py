@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 import pytest
+from PIL import Image
 
 from contrastive import models
 from contrastive.data import image as image_ops
@@ -28,6 +29,40 @@ def test_centre_crop_resize_matches_the_float_resampler_when_upscaling():
     out = image_text.ImageTextAugment(40)(image, None).astype(np.float64)
     reference = image_ops.center_crop_resize(image, 40) * 255.0
     assert np.abs(out - reference)[2:-2, 2:-2].max() <= 1.0  # rounding; edges clamp apiece
+
+
+def test_downscaling_by_a_whole_factor_is_the_block_mean():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (48, 48, 3), np.uint8)
+    out = image_text.resize(image, 12)  # factor 4: the 4 x 4 mean, OpenCV rounds to nearest
+    block_mean = image.reshape(12, 4, 12, 4, 3).astype(np.float64).mean(axis=(1, 3))
+    assert np.abs(out - block_mean).max() <= 0.5 + 1e-9
+
+
+def test_downscaling_does_not_alias():
+    # A one-pixel checkerboard shrunk 5.5x is flat grey; point-sampled bilinear keeps stripes.
+    ys, xs = np.mgrid[:88, :88]
+    board = np.repeat((((ys + xs) % 2) * 255).astype(np.uint8)[..., None], 3, -1)
+    out = image_text.resize(board, 16).astype(np.float64)
+    assert np.abs(out - 127.5).max() < 8
+
+
+def test_downscaling_a_smooth_image_agrees_with_pil():
+    # PIL's antialiased bilinear (an independent resampler) on a smooth image, factors 1.3-3.
+    ys, xs = np.mgrid[:96, :120]
+    smooth = np.stack([128 + 100 * np.sin(ys / 9.0), 128 + 100 * np.cos(xs / 11.0),
+                       np.full(ys.shape, 90.0)], -1).astype(np.uint8)
+    for size in (72, 48, 32):
+        crop = smooth[:, 12:108]
+        expected = np.asarray(Image.fromarray(crop).resize((size, size), Image.BILINEAR))
+        out = image_text.resize(crop, size).astype(np.float64)
+        assert np.abs(out - expected)[1:-1, 1:-1].mean() < 1.0, size
+
+
+def test_one_channel_images_keep_their_channel_axis():
+    out = image_text.ImageTextAugment(10, "random_resized")(gradient(20, 30)[..., :1],
+                                                            np.random.default_rng(0))
+    assert out.shape == (10, 10, 1) and out.dtype == np.uint8
 
 
 @pytest.mark.parametrize("crop, low, high", [("random_resized", 0.9, 1.0),
