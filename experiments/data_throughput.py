@@ -135,11 +135,11 @@ def decode_only_per_core(image_dir: Path) -> float:
 def digits_job_rate(metrics_path: str | None) -> tuple[float, str]:
     """Examples/s the digits main job consumes: batch / median step time after step 20."""
     if metrics_path is None:
-        workdir = tempfile.mkdtemp()
-        subprocess.run([sys.executable, "-m", "contrastive.main",
-                        "--config=configs/digits_clip.py", f"--workdir={workdir}"],
-                       cwd=ROOT, check=True, capture_output=True)
-        metrics_path = os.path.join(workdir, "metrics.jsonl")
+        with tempfile.TemporaryDirectory() as workdir:
+            subprocess.run([sys.executable, "-m", "contrastive.main",
+                            "--config=configs/digits_clip.py", f"--workdir={workdir}"],
+                           cwd=ROOT, check=True, capture_output=True)
+            return digits_job_rate(os.path.join(workdir, "metrics.jsonl"))[0], "a fresh run"
     with open(metrics_path) as f:
         rows = [json.loads(line) for line in f]
     step_time = statistics.median(r["step_time_s"] for r in rows if r["step"] > 20)

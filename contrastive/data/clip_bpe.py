@@ -18,7 +18,7 @@ import numpy as np
 DEFAULT_VOCAB = os.path.join(os.path.dirname(__file__), "assets", "bpe_simple_vocab_16e6.txt.gz")
 _MAX_MERGES = 49152 - 256 - 2
 _SPECIAL = ("<start_of_text>", "<end_of_text>")
-_CACHE_ENTRIES = 1 << 18  # per cache; web corpora have more distinct words than memory wants
+_CACHE_ENTRIES = 1 << 18  # web corpora have more distinct words than memory wants
 
 
 @functools.lru_cache(None)
@@ -66,7 +66,6 @@ class ClipTokenizer:
         self._pattern = regex.compile(
             "|".join(_SPECIAL) + r"""|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""",
             regex.IGNORECASE)
-        self._cache = {}  # BPE word -> its tokens
         self._piece_ids = {}  # pre-token -> its ids (most words of a corpus repeat)
 
     def __getstate__(self):
@@ -83,8 +82,6 @@ class ClipTokenizer:
         """Greedy lowest-rank merging of one pre-token's symbols."""
         if word in _SPECIAL:
             return [word]
-        if word in self._cache:
-            return self._cache[word]
         parts = list(word[:-1]) + [word[-1] + "</w>"]
         while len(parts) > 1:
             ranked = [(self._ranks.get(pair, np.inf), i)
@@ -102,8 +99,6 @@ class ClipTokenizer:
                     merged.append(parts[i])
                     i += 1
             parts = merged
-        if len(self._cache) < _CACHE_ENTRIES:
-            self._cache[word] = parts
         return parts
 
     def content_ids(self, text: str) -> list[int]:
